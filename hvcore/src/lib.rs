@@ -1,0 +1,13 @@
+//! `hvcore`: the hardware-free heart of Argon.
+//!
+//! The lock-free frame table, page-table entry rules, (de)validation, the semantics of
+//! `mmu_update` / `mmuext_op` / `update_va_mapping`, the TLB flush clock and the shootdown
+//! protocol. It has no statics, no assembly and no hardware access: machine memory and the TLB are
+//! reached only through small traits that the hypervisor implements, and that host tests and loom
+//! models implement over plain memory. All atomics come from [`sync`], which switches to loom's
+//! under `--cfg loom`.
+#![cfg_attr(not(any(test, loom)), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod sync;
+pub mod flush;

@@ -1,0 +1,2 @@
+//! `cargo xtask`: build, run and test Argon.
+fn main() {}
