@@ -5,3 +5,6 @@
 //! The parsers are pure functions over bytes and are unit-tested on the host; only the modules
 //! under `cfg(target_os = "none")` touch the machine.
 #![cfg_attr(not(test), no_std)]
+
+#[cfg(target_os = "none")]
+pub mod arch;

@@ -1,0 +1,57 @@
+//! The thin machine layer of the hypervisor: descriptor tables, trap entry, stacks.
+//!
+//! Everything here runs on the bootstrap CPU during single-threaded boot; per-AP tables arrive
+//! with SMP bring-up.
+
+pub mod gdt;
+pub mod idt;
+pub mod trap;
+
+core::arch::global_asm!(include_str!("entry.S"), options(att_syntax));
+
+const IST_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(4096))]
+struct IstStacks([[u8; IST_STACK_SIZE]; 3]);
+
+static mut BSP_TSS: gdt::Tss = gdt::Tss::new();
+static mut BSP_GDT: gdt::Gdt = gdt::Gdt::new();
+static mut IDT: idt::Idt = idt::Idt::new();
+static mut BSP_IST: IstStacks = IstStacks([[0; IST_STACK_SIZE]; 3]);
+
+/// Loads the BSP's GDT, TSS (with IST stacks) and the IDT.
+///
+/// # Safety
+///
+/// Call exactly once, on the bootstrap CPU, before any other CPU runs and before interrupts are
+/// enabled.
+pub unsafe fn init_bsp() {
+    // SAFETY: single-threaded boot (the caller's contract), so these statics have no other users;
+    // they are permanent, as `load` requires.
+    unsafe {
+        let ist = &raw mut BSP_IST;
+        let tss = &mut *(&raw mut BSP_TSS);
+        for (slot, ist_index) in [gdt::IST_DOUBLE_FAULT, gdt::IST_NMI, gdt::IST_MACHINE_CHECK]
+            .into_iter()
+            .enumerate()
+        {
+            let top = (&raw mut (*ist).0[slot]) as u64 + IST_STACK_SIZE as u64;
+            tss.ist[usize::from(ist_index) - 1] = top;
+        }
+        let gdt = &mut *(&raw mut BSP_GDT);
+        gdt.init(&*(&raw const BSP_TSS));
+        gdt.load();
+        let idt = &mut *(&raw mut IDT);
+        idt.init();
+        idt.load();
+    }
+}
+
+/// The stack the current code runs on, as `[bottom, top)`, when it is a known stack.
+pub fn current_stack() -> Option<(u64, u64)> {
+    let rsp: u64;
+    // SAFETY: reading rsp has no side effects.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack)) };
+    let (bottom, top) = boot::arch::boot_stack();
+    (bottom..top).contains(&rsp).then_some((bottom, top))
+}
