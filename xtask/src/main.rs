@@ -1,2 +1,148 @@
 //! `cargo xtask`: build, run and test Argon.
-fn main() {}
+//!
+//! - `cargo xtask build`            build the hypervisor image (and guests) for bare metal
+//! - `cargo xtask run [flags] [-- hypervisor options]`
+//!                                  boot Argon under QEMU and stream its console
+//! - `cargo xtask test`             every test tier; ends with `N passed, N failed`
+//!
+//! Each command first installs what it lacks (see `prereq`).
+
+mod prereq;
+mod qemu;
+mod symbols;
+mod tests;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+pub type Result<T> = std::result::Result<T, String>;
+
+pub fn fail<T>(msg: &str) -> Result<T> {
+    Err(msg.to_string())
+}
+
+/// Runs a command, turning a non-zero exit into an error naming it.
+pub fn run_status(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").into()
+}
+
+/// Builds the bare-metal hypervisor image and returns its path.
+pub fn build_image() -> Result<PathBuf> {
+    prereq::ensure_target()?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args(["build", "--release", "-p", "argon", "--target", "x86_64-unknown-none"])
+        // Frame pointers give crash reports a backtrace.
+        .env("RUSTFLAGS", "-C force-frame-pointers=yes");
+    run_status(&mut cmd)?;
+    Ok(root().join("target/x86_64-unknown-none/release/argon"))
+}
+
+const USAGE: &str = "usage: cargo xtask <build|run|test> [options]
+
+run options:
+  --smp N            CPUs (default 4)
+  --memory MB        guest RAM of the machine (default 256)
+  --accel tcg|kvm    accelerator (default tcg; kvm is a boot smoke test only on kvm_pvm hosts)
+  --cpu MODEL        QEMU -cpu model under TCG (default max; e.g. max,-x2apic)
+  --module PATH[:ARGS]  add a boot module (repeatable; module 0 becomes domain 0)
+  --timeout SECS     stop QEMU after this long (default 120)
+  --gdb              wait for gdb on localhost:1234
+  -- ARGS...         extra hypervisor command line (e.g. loglvl=debug)
+
+test options:
+  --filter TEXT      run only tests whose name contains TEXT
+  --skip-host        skip the host test tier
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build_image().map(|p| println!("{}", p.display())),
+        Some("run") => cmd_run(&args[1..]),
+        Some("test") => tests::cmd_test(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_run(args: &[String]) -> Result<()> {
+    let mut smp = 4;
+    let mut memory = 256;
+    let mut accel = qemu::Accel::Tcg;
+    let mut cpu = "max".to_string();
+    let mut modules = Vec::new();
+    let mut timeout = 120;
+    let mut gdb = false;
+    let mut extra = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--smp" => smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
+            "--memory" => memory = value("--memory")?.parse().map_err(|e| format!("--memory: {e}"))?,
+            "--accel" => {
+                accel = match value("--accel")?.as_str() {
+                    "tcg" => qemu::Accel::Tcg,
+                    "kvm" => qemu::Accel::Kvm,
+                    other => return Err(format!("--accel: unknown accelerator '{other}'")),
+                }
+            }
+            "--cpu" => cpu = value("--cpu")?,
+            "--module" => {
+                let v = value("--module")?;
+                let (path, margs) = v.split_once(':').unwrap_or((&v, ""));
+                modules.push((PathBuf::from(path), margs.to_string()));
+            }
+            "--timeout" => {
+                timeout = value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?
+            }
+            "--gdb" => gdb = true,
+            "--" => {
+                extra.extend(it.by_ref().cloned());
+            }
+            other => return Err(format!("unknown run option '{other}'\n{USAGE}")),
+        }
+    }
+    prereq::ensure_all()?;
+    let image = build_image()?;
+    let mut boot = qemu::Boot::new(&image);
+    boot.smp = smp;
+    boot.memory_mb = memory;
+    boot.accel = accel;
+    boot.cpu = cpu;
+    boot.modules = modules;
+    boot.cmdline = extra.join(" ");
+    boot.timeout = Duration::from_secs(timeout);
+    boot.gdb = gdb;
+    if accel == qemu::Accel::Kvm {
+        eprintln!(
+            "xtask: note: KVM is a boot smoke test only on hosts like kvm_pvm, where ring-3 \
+             syscall is broken; functional runs use TCG"
+        );
+    }
+    eprintln!("xtask: {}", boot.describe());
+    let syms = symbols::Symbols::load(&image);
+    let out = qemu::run(&boot, syms.as_ref(), true).map_err(|e| format!("starting QEMU: {e}"))?;
+    match out.verdict(qemu::EXIT_SUCCESS, "argon: exit") {
+        None => Ok(()),
+        Some(why) => Err(format!("run failed: {why}")),
+    }
+}
