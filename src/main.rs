@@ -10,7 +10,13 @@ mod console;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod cpu;
+#[cfg(target_os = "none")]
 mod kmain;
+#[cfg(target_os = "none")]
+mod mem;
+#[cfg(target_os = "none")]
+mod selftest;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

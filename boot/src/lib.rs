@@ -8,3 +8,8 @@
 
 #[cfg(target_os = "none")]
 pub mod arch;
+
+pub mod cmdline;
+pub mod frame_alloc;
+pub mod memmap;
+pub mod multiboot;

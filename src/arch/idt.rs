@@ -74,6 +74,11 @@ impl Idt {
         }
     }
 
+    /// Points `vector` (32..=255) at an interrupt entry stub `handler` (a ring-0 interrupt gate).
+    pub fn set_interrupt(&mut self, vector: u8, handler: u64) {
+        self.gates[usize::from(vector)] = Gate::interrupt(handler, 0);
+    }
+
     /// Loads this IDT on the current CPU.
     ///
     /// # Safety

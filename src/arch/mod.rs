@@ -55,3 +55,25 @@ pub fn current_stack() -> Option<(u64, u64)> {
     let (bottom, top) = boot::arch::boot_stack();
     (bottom..top).contains(&rsp).then_some((bottom, top))
 }
+
+/// Installs an interrupt entry stub for `vector` in the shared IDT.
+///
+/// # Safety
+///
+/// `handler` must be the address of an interrupt entry that saves what it clobbers and returns
+/// with `iretq`. Call only during single-threaded boot, before other CPUs load the IDT, or with
+/// interrupts disabled everywhere the vector could arrive.
+pub unsafe fn set_interrupt_gate(vector: u8, handler: u64) {
+    // SAFETY: the caller guarantees no CPU is concurrently reading the gate being written.
+    unsafe { (*(&raw mut IDT)).set_interrupt(vector, handler) };
+}
+
+/// Loads the shared IDT on the current CPU (used by application processors).
+///
+/// # Safety
+///
+/// The IDT must already be initialised by [`init_bsp`], and this CPU's GDT and TSS loaded.
+pub unsafe fn load_idt() {
+    // SAFETY: IDT is initialised and permanent (caller's contract).
+    unsafe { (*(&raw const IDT)).load() };
+}

@@ -11,6 +11,7 @@ mod prereq;
 mod qemu;
 mod symbols;
 mod tests;
+mod tests_smp;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

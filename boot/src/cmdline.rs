@@ -1,0 +1,638 @@
+//! The hypervisor and boot-module command lines, Xen style.
+//!
+//! Owns the token grammar (ASCII-whitespace separated `key=value`, bare `key` = true, `no-key` =
+//! false, Xen's boolean spellings), Xen's number and size syntax, the hypervisor [`Options`] and
+//! the per-module [`ModuleCmdline`].
+//!
+//! Invariants: parsing never fails and never panics. An unknown option or a bad value becomes a
+//! [`Warning`] (the first [`MAX_WARNINGS`] are kept, the rest counted) and leaves the previous
+//! value in place; when an option repeats, the last good value wins, as in Xen. Nothing allocates:
+//! strings are borrowed from the input or copied into fixed buffers.
+//!
+//! Like Xen: keys and values are case-sensitive (size suffixes aside), and a size without a suffix
+//! counts KiB (`dom0_mem=524288` is 512 MiB; `B` means bytes). Unlike Xen: no quoting, numbers are
+//! decimal or `0x` hex only (no octal, no sign), and `dom0_mem` / `dom0_max_vcpus` take a single
+//! value (Xen's `min:`/`max:` and range forms are reported as bad values).
+
+use core::fmt;
+use core::str::SplitAsciiWhitespace;
+
+/// Warnings kept per parse; further ones are only counted ([`Warnings::dropped`]).
+pub const MAX_WARNINGS: usize = 16;
+/// Longest accepted `argon.test=` value, in bytes.
+pub const MAX_TEST_NAME: usize = 32;
+
+/// The whitespace-separated tokens of `s`.
+pub fn tokens(s: &str) -> SplitAsciiWhitespace<'_> {
+    s.split_ascii_whitespace()
+}
+
+/// Splits a boot loader command line into its first token (the image path) and the rest.
+pub fn split_path(cmdline: &str) -> (&str, &str) {
+    let s = cmdline.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    match s.find(|c: char| c.is_ascii_whitespace()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    }
+}
+
+/// Splits a token at its first `=`: a bare `key` has no value, `key=` an empty one.
+pub fn split_option(token: &str) -> (&str, Option<&str>) {
+    token
+        .split_once('=')
+        .map_or((token, None), |(k, v)| (k, Some(v)))
+}
+
+/// Xen's boolean spellings.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "yes" | "on" | "true" | "enable" | "1" => Some(true),
+        "no" | "off" | "false" | "disable" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Why a number or size did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueError {
+    Empty,
+    InvalidDigit,
+    Overflow,
+    BadSuffix,
+}
+
+/// Leading decimal or `0x` hex digits of `s` and what follows them.
+fn leading_number(s: &str) -> Result<(u64, &str), ValueError> {
+    if s.is_empty() {
+        return Err(ValueError::Empty);
+    }
+    let (radix, body) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(body) => (16, body),
+        None => (10, s),
+    };
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    for c in body.chars() {
+        let Some(d) = c.to_digit(radix) else { break };
+        value = value
+            .checked_mul(u64::from(radix))
+            .and_then(|v| v.checked_add(u64::from(d)))
+            .ok_or(ValueError::Overflow)?;
+        digits += 1;
+    }
+    if digits == 0 {
+        return Err(ValueError::InvalidDigit);
+    }
+    // Every digit is ASCII, so `digits` is a byte offset on a char boundary.
+    Ok((value, body.get(digits..).unwrap_or("")))
+}
+
+/// A plain unsigned number: decimal or `0x` hex.
+pub fn parse_number(s: &str) -> Result<u64, ValueError> {
+    match leading_number(s)? {
+        (v, "") => Ok(v),
+        _ => Err(ValueError::InvalidDigit),
+    }
+}
+
+/// A Xen size in bytes: a number with an optional suffix `B` (bytes), `K`, `M`, `G` or `T`
+/// (binary units, any case); no suffix means KiB, as in Xen. In hex, `b` is a digit.
+pub fn parse_size(s: &str) -> Result<u64, ValueError> {
+    let (v, suffix) = leading_number(s)?;
+    let shift = match suffix {
+        "b" | "B" => 0,
+        "" | "k" | "K" => 10,
+        "m" | "M" => 20,
+        "g" | "G" => 30,
+        "t" | "T" => 40,
+        _ => return Err(ValueError::BadSuffix),
+    };
+    v.checked_mul(1 << shift).ok_or(ValueError::Overflow)
+}
+
+/// New value of an optional count (at least 1, fits `u32`: CPUs, vCPUs); `None` when bad.
+fn count(v: Option<&str>) -> Option<Option<u32>> {
+    let n = parse_number(v?).ok().and_then(|n| u32::try_from(n).ok());
+    n.filter(|&n| n > 0).map(Some)
+}
+
+/// New value of an optional size; `None` when bad.
+fn size(v: Option<&str>) -> Option<Option<u64>> {
+    parse_size(v?).ok().map(Some)
+}
+
+/// Xen's `loglvl=` levels, least to most verbose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    None,
+    Error,
+    Warning,
+    Info,
+    Debug,
+    All,
+}
+
+impl LogLevel {
+    pub fn parse(s: &str) -> Option<Self> {
+        let all = [
+            Self::None,
+            Self::Error,
+            Self::Warning,
+            Self::Info,
+            Self::Debug,
+            Self::All,
+        ];
+        let names = ["none", "error", "warning", "info", "debug", "all"];
+        names
+            .iter()
+            .zip(all)
+            .find_map(|(n, l)| (*n == s).then_some(l))
+    }
+
+    /// `level` or Xen's `level/rate-limited-level`; both must be valid, the first is used.
+    fn parse_xen(s: &str) -> Option<Self> {
+        match s.split_once('/') {
+            Some((level, limited)) => Self::parse(limited).and(Self::parse(level)),
+            None => Self::parse(s),
+        }
+    }
+}
+
+/// The console; only the first serial port exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    Com1,
+}
+
+/// `apic=`: force a local APIC mode, or take x2APIC when CPUID offers it (`Auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApicMode {
+    Auto,
+    X2apic,
+    Xapic,
+}
+
+/// The `argon.test=` self-test selector, copied out of the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestName {
+    buf: [u8; MAX_TEST_NAME],
+    len: usize,
+}
+
+impl TestName {
+    /// `None` when `name` is empty or longer than [`MAX_TEST_NAME`] bytes.
+    pub fn new(name: &str) -> Option<Self> {
+        let (mut buf, len) = ([0; MAX_TEST_NAME], name.len());
+        buf.get_mut(..len)
+            .filter(|_| len > 0)?
+            .copy_from_slice(name.as_bytes());
+        Some(Self { buf, len })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Copied whole from a `&str`, so always UTF-8.
+        let bytes = self.buf.get(..self.len).unwrap_or_default();
+        core::str::from_utf8(bytes).unwrap_or_default()
+    }
+}
+
+/// The hypervisor's options; [`Options::DEFAULT`] holds the defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `console=` (default `com1`).
+    pub console: Console,
+    /// `loglvl=` (default `info`).
+    pub loglvl: LogLevel,
+    /// `dom0_max_vcpus=`; `None`: the module's `vcpus=`, else 1.
+    pub dom0_max_vcpus: Option<u32>,
+    /// `dom0_mem=` in bytes; `None`: the module's `mem=` or the builder's default.
+    pub dom0_mem: Option<u64>,
+    /// `smp=` or `maxcpus=`: at most this many CPUs, the BSP included.
+    pub max_cpus: Option<u32>,
+    /// `argon.test=`: the self-test to run.
+    pub test: Option<TestName>,
+    /// `apic=x2apic|xapic|auto` (default auto).
+    pub apic: ApicMode,
+    /// `nodelay`: skip the 10 ms INIT delay when starting APs (default false).
+    pub nodelay: bool,
+    /// `linear-pt` / `pv-linear-pt`: allow PV linear page tables (default true).
+    pub linear_pt: bool,
+}
+
+impl Options {
+    pub const DEFAULT: Self = Self {
+        console: Console::Com1,
+        loglvl: LogLevel::Info,
+        dom0_max_vcpus: None,
+        dom0_mem: None,
+        max_cpus: None,
+        test: None,
+        apic: ApicMode::Auto,
+        nodelay: false,
+        linear_pt: true,
+    };
+}
+
+/// Something the caller should log; parsing went on without it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warning<'a> {
+    /// An option no one knows; ignored.
+    Unknown { key: &'a str },
+    /// A value that does not parse (empty when missing); the option keeps its previous value.
+    BadValue { key: &'a str, value: &'a str },
+    /// A well-formed value Argon does not implement; ignored.
+    Unsupported { key: &'a str, value: &'a str },
+}
+
+impl fmt::Display for Warning<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Unknown { key } => write!(f, "unknown option '{key}'"),
+            Self::BadValue { key, value: "" } => write!(f, "missing value for option '{key}'"),
+            Self::BadValue { key, value } => write!(f, "bad value '{value}' for option '{key}'"),
+            Self::Unsupported { key, value } => {
+                write!(f, "unsupported value '{value}' for option '{key}'")
+            }
+        }
+    }
+}
+
+/// The warnings of one parse, in command-line order: the first [`MAX_WARNINGS`], then a count.
+#[derive(Clone, Copy, Debug)]
+pub struct Warnings<'a> {
+    list: [Option<Warning<'a>>; MAX_WARNINGS],
+    len: usize,
+    dropped: usize,
+}
+
+impl<'a> Warnings<'a> {
+    pub const fn new() -> Self {
+        Self {
+            list: [None; MAX_WARNINGS],
+            len: 0,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, w: Warning<'a>) {
+        match self.list.get_mut(self.len) {
+            Some(slot) => (*slot, self.len) = (Some(w), self.len + 1),
+            None => self.dropped = self.dropped.saturating_add(1),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Warning<'a>> {
+        self.list.iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Warnings that did not fit.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+}
+
+/// Stores `value` in `slot`, or warns with `bad` and leaves `slot` alone.
+fn set<'a, T>(slot: &mut T, value: Option<T>, bad: Warning<'a>, w: &mut Warnings<'a>) {
+    match value {
+        Some(v) => *slot = v,
+        None => w.push(bad),
+    }
+}
+
+/// Parses the multiboot command line of the hypervisor: the first token (its path) is skipped.
+pub fn parse(cmdline: &str) -> (Options, Warnings<'_>) {
+    parse_args(split_path(cmdline).1)
+}
+
+/// Parses option tokens only (no leading path).
+pub fn parse_args(args: &str) -> (Options, Warnings<'_>) {
+    let (mut o, mut w) = (Options::DEFAULT, Warnings::new());
+    for token in tokens(args) {
+        apply(&mut o, token, &mut w);
+    }
+    (o, w)
+}
+
+fn apply<'a>(o: &mut Options, token: &'a str, w: &mut Warnings<'a>) {
+    let (key, v) = split_option(token);
+    let value = v.unwrap_or("");
+    let bad = Warning::BadValue { key, value };
+    match key {
+        "console" if value.is_empty() => w.push(bad),
+        "console" if value.split(',').any(|c| c != "com1") => {
+            w.push(Warning::Unsupported { key, value })
+        }
+        "console" => {}
+        "loglvl" => set(&mut o.loglvl, v.and_then(LogLevel::parse_xen), bad, w),
+        "dom0_max_vcpus" => set(&mut o.dom0_max_vcpus, count(v), bad, w),
+        "dom0_mem" => set(&mut o.dom0_mem, size(v), bad, w),
+        "smp" | "maxcpus" => set(&mut o.max_cpus, count(v), bad, w),
+        "argon.test" => set(&mut o.test, v.and_then(TestName::new).map(Some), bad, w),
+        "apic" => {
+            let mode = match value {
+                "auto" => Some(ApicMode::Auto),
+                "x2apic" => Some(ApicMode::X2apic),
+                "xapic" => Some(ApicMode::Xapic),
+                _ => None,
+            };
+            set(&mut o.apic, mode, bad, w);
+        }
+        _ => {
+            let (name, negated) = key.strip_prefix("no-").map_or((key, false), |n| (n, true));
+            let slot = match name {
+                "nodelay" => &mut o.nodelay,
+                "linear-pt" | "pv-linear-pt" => &mut o.linear_pt,
+                _ => return w.push(Warning::Unknown { key }),
+            };
+            // `no-key=value` is rejected, as in Xen.
+            let b = match v {
+                None => Some(!negated),
+                Some(s) if !negated => parse_bool(s),
+                Some(_) => None,
+            };
+            set(slot, b, bad, w);
+        }
+    }
+}
+
+/// A boot module's command line: `<path> [vcpus=<n>] [mem=<size>] <guest arguments>`.
+///
+/// `vcpus=` and `mem=` are taken wherever they appear before a `--` token; everything else, and
+/// everything after `--` (so a guest can still receive its own `mem=`), belongs to the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModuleCmdline<'a> {
+    pub path: &'a str,
+    pub vcpus: Option<u32>,
+    /// Bytes.
+    pub mem: Option<u64>,
+    rest: &'a str,
+}
+
+fn is_module_option(token: &str) -> bool {
+    matches!(split_option(token).0, "vcpus" | "mem")
+}
+
+/// Parses a module command line; bad `vcpus=`/`mem=` values warn and stay `None`.
+pub fn parse_module(cmdline: &str) -> (ModuleCmdline<'_>, Warnings<'_>) {
+    let (path, rest) = split_path(cmdline);
+    let mut m = ModuleCmdline {
+        path,
+        vcpus: None,
+        mem: None,
+        rest,
+    };
+    let mut w = Warnings::new();
+    let options = tokens(rest)
+        .take_while(|t| *t != "--")
+        .filter(|t| is_module_option(t));
+    for (key, v) in options.map(split_option) {
+        let bad = Warning::BadValue {
+            key,
+            value: v.unwrap_or(""),
+        };
+        match key {
+            "vcpus" => set(&mut m.vcpus, count(v), bad, &mut w),
+            _ => set(&mut m.mem, size(v), bad, &mut w),
+        }
+    }
+    (m, w)
+}
+
+/// The guest's argument string did not fit the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestArgsTooLong {
+    pub needed: usize,
+}
+
+impl<'a> ModuleCmdline<'a> {
+    /// The guest's arguments, in order, without `vcpus=`/`mem=` and the first `--`.
+    pub fn guest_args(&self) -> GuestArgs<'a> {
+        GuestArgs {
+            tokens: tokens(self.rest),
+            after_separator: false,
+        }
+    }
+
+    /// Writes the guest's arguments joined by single spaces (no NUL); returns the length.
+    pub fn write_guest_args(&self, buf: &mut [u8]) -> Result<usize, GuestArgsTooLong> {
+        let needed = self
+            .guest_args()
+            .map(|t| t.len() + 1)
+            .sum::<usize>()
+            .saturating_sub(1);
+        let out = buf.get_mut(..needed).ok_or(GuestArgsTooLong { needed })?;
+        let joined = self.guest_args().enumerate().flat_map(|(i, t)| {
+            let sep: &[u8] = if i == 0 { b"" } else { b" " };
+            sep.iter().chain(t.as_bytes())
+        });
+        for (dst, src) in out.iter_mut().zip(joined) {
+            *dst = *src;
+        }
+        Ok(needed)
+    }
+}
+
+/// Iterator over a module's guest arguments; see [`ModuleCmdline::guest_args`].
+#[derive(Clone, Debug)]
+pub struct GuestArgs<'a> {
+    tokens: SplitAsciiWhitespace<'a>,
+    after_separator: bool,
+}
+
+impl<'a> Iterator for GuestArgs<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            let token = self.tokens.next()?;
+            if self.after_separator {
+                return Some(token);
+            } else if token == "--" {
+                self.after_separator = true;
+            } else if !is_module_option(token) {
+                return Some(token);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warnings(w: &Warnings<'_>) -> Vec<String> {
+        w.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn path_only_gives_defaults() {
+        for line in ["", "   ", "/boot/argon", " /boot/argon \t "] {
+            let (o, w) = parse(line);
+            assert_eq!(o, Options::DEFAULT, "{line:?}");
+            assert!(w.is_empty() && w.dropped() == 0, "{line:?}");
+        }
+        assert_eq!(split_path("\t/k  a b"), ("/k", "  a b"));
+        assert_eq!(tokens(" a\tb  c\n").collect::<Vec<_>>(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn the_path_is_not_an_option() {
+        // The first token is skipped even when it looks like an option.
+        let (o, w) = parse("nodelay smp=2");
+        assert_eq!((o.nodelay, o.max_cpus), (false, Some(2)));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn every_known_option() {
+        let (o, w) = parse(
+            "/k console=com1 loglvl=all/all dom0_max_vcpus=4 dom0_mem=512M maxcpus=3 \
+             argon.test=tlb-shootdown apic=xapic nodelay no-linear-pt",
+        );
+        assert!(w.is_empty(), "{:?}", warnings(&w));
+        assert_eq!(o.console, Console::Com1);
+        assert_eq!(o.loglvl, LogLevel::All);
+        assert_eq!(
+            (o.dom0_max_vcpus, o.dom0_mem, o.max_cpus),
+            (Some(4), Some(512 << 20), Some(3))
+        );
+        assert_eq!(
+            o.test.map(|t| t.as_str().to_owned()).as_deref(),
+            Some("tlb-shootdown")
+        );
+        assert_eq!(
+            (o.apic, o.nodelay, o.linear_pt),
+            (ApicMode::Xapic, true, false)
+        );
+        let (o, _) = parse("/k loglvl=debug/error smp=0x10 apic=x2apic pv-linear-pt=off");
+        assert_eq!((o.loglvl, o.max_cpus), (LogLevel::Debug, Some(16)));
+        assert_eq!((o.apic, o.linear_pt), (ApicMode::X2apic, false));
+    }
+
+    #[test]
+    fn booleans_use_xen_spellings_and_the_last_wins() {
+        for (line, want) in [
+            ("nodelay", true),
+            ("no-nodelay", false),
+            ("nodelay=yes", true),
+            ("nodelay=on nodelay=0", false),
+            ("nodelay=disable nodelay=enable", true),
+            ("no-nodelay nodelay=true", true),
+        ] {
+            let (o, w) = parse_args(line);
+            assert_eq!(o.nodelay, want, "{line}");
+            assert!(w.is_empty(), "{line}");
+        }
+    }
+
+    #[test]
+    fn bad_values_warn_and_keep_the_default() {
+        let (o, w) = parse_args(
+            "dom0_mem=12Q smp=0 maxcpus=4294967296 loglvl=loud loglvl=all/bogus loglvl \
+             console=vga console= nodelay=maybe no-nodelay=1 apic=x3apic dom0_max_vcpus=1-4 \
+             argon.test=0123456789abcdef0123456789abcdefX argon.test=",
+        );
+        assert_eq!(o, Options::DEFAULT);
+        assert_eq!(w.len(), 14);
+        let w = warnings(&w);
+        assert_eq!(w[0], "bad value '12Q' for option 'dom0_mem'");
+        assert_eq!(w[5], "missing value for option 'loglvl'");
+        assert_eq!(w[6], "unsupported value 'vga' for option 'console'");
+        assert_eq!(w[9], "bad value '1' for option 'no-nodelay'");
+    }
+
+    #[test]
+    fn unknown_options_are_listed_then_counted() {
+        let (o, w) = parse_args("no-smp foo=1 bar");
+        assert_eq!(o, Options::DEFAULT);
+        assert_eq!(
+            warnings(&w),
+            [
+                "unknown option 'no-smp'",
+                "unknown option 'foo'",
+                "unknown option 'bar'"
+            ]
+        );
+        let many: String = (0..20).map(|i| format!("x{i} ")).collect();
+        let (_, w) = parse_args(&many);
+        assert_eq!((w.len(), w.dropped()), (MAX_WARNINGS, 4));
+        assert_eq!(w.iter().last(), Some(&Warning::Unknown { key: "x15" }));
+    }
+
+    #[test]
+    fn numbers_and_sizes() {
+        use ValueError::*;
+        for (s, want) in [
+            ("0", Ok(0)),
+            ("42", Ok(42)),
+            ("0x2A", Ok(42)),
+            ("0X2a", Ok(42)),
+            ("", Err(Empty)),
+            ("0x", Err(InvalidDigit)),
+            ("-1", Err(InvalidDigit)),
+            ("4k", Err(InvalidDigit)),
+            ("18446744073709551615", Ok(u64::MAX)),
+            ("18446744073709551616", Err(Overflow)),
+        ] {
+            assert_eq!(parse_number(s), want, "{s:?}");
+        }
+        for (s, want) in [
+            ("4096", Ok(4 << 20)),
+            ("4096b", Ok(4096)),
+            ("1k", Ok(1024)),
+            ("1K", Ok(1024)),
+            ("0x10M", Ok(16 << 20)),
+            ("2g", Ok(2 << 30)),
+            ("1T", Ok(1 << 40)),
+            ("0x1b", Ok(0x1b << 10)),
+            ("16777215T", Ok(16_777_215 << 40)),
+            ("16777216T", Err(Overflow)),
+            ("18014398509481984", Err(Overflow)),
+            ("", Err(Empty)),
+            ("M", Err(InvalidDigit)),
+            ("12Q", Err(BadSuffix)),
+            ("1KB", Err(BadSuffix)),
+        ] {
+            assert_eq!(parse_size(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn module_options_and_guest_args() {
+        let line = "dom0.bin vcpus=2 root=/dev/xvda mem=64M  console=hvc0 -- mem=1G vcpus=9";
+        let (m, w) = parse_module(line);
+        assert!(w.is_empty());
+        assert_eq!(
+            (m.path, m.vcpus, m.mem),
+            ("dom0.bin", Some(2), Some(64 << 20))
+        );
+        let args: Vec<_> = m.guest_args().collect();
+        assert_eq!(
+            args,
+            ["root=/dev/xvda", "console=hvc0", "mem=1G", "vcpus=9"]
+        );
+        let mut buf = [0u8; 64];
+        let n = m.write_guest_args(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"root=/dev/xvda console=hvc0 mem=1G vcpus=9");
+        assert_eq!(
+            m.write_guest_args(&mut buf[..n - 1]),
+            Err(GuestArgsTooLong { needed: n })
+        );
+
+        let (m, w) = parse_module("b.bin vcpus=0 mem=lots vcpus arg");
+        assert_eq!((m.path, m.vcpus, m.mem), ("b.bin", None, None));
+        assert_eq!(warnings(&w)[2], "missing value for option 'vcpus'");
+        assert_eq!(m.guest_args().collect::<Vec<_>>(), ["arg"]);
+        let (m, w) = parse_module("a.bin");
+        assert!(w.is_empty() && m.guest_args().next().is_none());
+        assert_eq!(m.write_guest_args(&mut []), Ok(0));
+    }
+}
