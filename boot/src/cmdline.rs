@@ -134,19 +134,15 @@ pub enum LogLevel {
 
 impl LogLevel {
     pub fn parse(s: &str) -> Option<Self> {
-        let all = [
-            Self::None,
-            Self::Error,
-            Self::Warning,
-            Self::Info,
-            Self::Debug,
-            Self::All,
-        ];
-        let names = ["none", "error", "warning", "info", "debug", "all"];
-        names
-            .iter()
-            .zip(all)
-            .find_map(|(n, l)| (*n == s).then_some(l))
+        Some(match s {
+            "none" => Self::None,
+            "error" => Self::Error,
+            "warning" => Self::Warning,
+            "info" => Self::Info,
+            "debug" => Self::Debug,
+            "all" => Self::All,
+            _ => return None,
+        })
     }
 
     /// `level` or Xen's `level/rate-limited-level`; both must be valid, the first is used.
@@ -258,7 +254,7 @@ impl fmt::Display for Warning<'_> {
 }
 
 /// The warnings of one parse, in command-line order: the first [`MAX_WARNINGS`], then a count.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Warnings<'a> {
     list: [Option<Warning<'a>>; MAX_WARNINGS],
     len: usize,

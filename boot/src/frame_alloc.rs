@@ -50,7 +50,6 @@ impl fmt::Display for Error {
 }
 
 /// A bitmap frame allocator over borrowed storage.
-#[derive(Debug)]
 pub struct FrameAllocator<'a> {
     bits: &'a mut [u64],
     /// Frame number of bit 0.
@@ -61,6 +60,18 @@ pub struct FrameAllocator<'a> {
     managed: RangeSet,
     free: u64,
     hint: usize,
+}
+
+impl fmt::Debug for FrameAllocator<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let frames = format_args!("{:#x}..{:#x}", self.base, self.end);
+        let managed = self.managed.as_slice();
+        f.debug_struct("FrameAllocator")
+            .field("frames", &frames)
+            .field("free", &self.free)
+            .field("managed", &managed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// First and one-past-last frame of `ram` (both 0 when empty).

@@ -13,9 +13,14 @@
 //! arena, so the MBI's memory may be reused once [`parse`] returns. `BootInfo` is about 10 KiB:
 //! early code with a small stack should use [`parse_into`] on a static.
 
-use core::fmt;
+mod error;
+mod info;
+
+pub use error::{Error, Item};
+pub use info::{BasicMemory, BootInfo, Module};
 
 use crate::memmap::{Range, Region, RegionKind};
+use info::RawModule;
 
 /// EAX at entry from a Multiboot v1 loader.
 pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
@@ -57,231 +62,19 @@ pub trait PhysRead {
     fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), Unreadable>;
 }
 
-/// What was being read when parsing failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Item {
-    Info,
-    Cmdline,
-    LoaderName,
-    ModuleList,
-    /// Module `n`'s command line.
-    ModuleCmdline(usize),
-    MemoryMap,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Error {
-    /// EAX did not hold [`BOOTLOADER_MAGIC`].
-    BadMagic(u32),
-    /// `len` bytes at `paddr` are not readable (or the range wraps).
-    Unreadable { item: Item, paddr: u64, len: u64 },
-    /// Flags bit 6 is clear: no memory map.
-    NoMemoryMap { flags: u32 },
-    TooManyModules { count: u32 },
-    ModuleEndBeforeStart { index: usize, start: u32, end: u32 },
-    /// No NUL within [`MAX_STRING_LEN`] bytes.
-    StringTooLong { item: Item },
-    StringNotUtf8 { item: Item },
-    /// The strings together exceed [`STRING_SPACE`].
-    StringSpaceFull { item: Item },
-    /// The entry at `offset` runs past `mmap_length`.
-    MmapTruncated { offset: u32, length: u32 },
-    /// The entry at `offset` declares a size below 20 bytes.
-    MmapEntryTooSmall { offset: u32, size: u32 },
-    TooManyMmapEntries,
-    /// Entry `index` has `base + len` past 2^64.
-    MmapEntryOverflow { index: usize, base: u64, len: u64 },
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use Error::*;
-        match *self {
-            BadMagic(m) => write!(f, "not a multiboot v1 boot (magic {m:#x})"),
-            Unreadable { item, paddr, len } => {
-                write!(f, "{item:?}: cannot read {len:#x} bytes at {paddr:#x}")
-            }
-            NoMemoryMap { flags } => write!(f, "no memory map (multiboot flags {flags:#x})"),
-            TooManyModules { count } => write!(f, "{count} modules, at most {MAX_MODULES}"),
-            ModuleEndBeforeStart { index, start, end } => {
-                write!(f, "module {index} ends at {end:#x} before its start {start:#x}")
-            }
-            StringTooLong { item } => write!(f, "{item:?}: string over {MAX_STRING_LEN} bytes"),
-            StringNotUtf8 { item } => write!(f, "{item:?}: string is not UTF-8"),
-            StringSpaceFull { item } => write!(f, "{item:?}: strings over {STRING_SPACE} bytes"),
-            MmapTruncated { offset, length } => {
-                write!(f, "memory map entry at {offset:#x} runs past its length {length:#x}")
-            }
-            MmapEntryTooSmall { offset, size } => {
-                write!(f, "memory map entry at {offset:#x} has size {size}, below 20")
-            }
-            TooManyMmapEntries => write!(f, "memory map over {MAX_MMAP_ENTRIES} entries"),
-            MmapEntryOverflow { index, base, len } => {
-                write!(f, "memory map entry {index} ({base:#x}+{len:#x}) overflows")
-            }
-        }
-    }
-}
-
-/// A string in the arena: `start..end`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Span {
-    start: usize,
-    end: usize,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct RawModule {
-    start: u32,
-    end: u32,
-    cmdline: Span,
-}
-
-/// `mem_lower` / `mem_upper` (flags bit 0), in KiB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BasicMemory {
-    pub lower_kib: u32,
-    pub upper_kib: u32,
-}
-
-/// A boot module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Module<'a> {
-    pub start: u64,
-    /// Exclusive.
-    pub end: u64,
-    /// Starts with the module's path.
-    pub cmdline: &'a str,
-}
-
-impl Module<'_> {
-    pub fn range(&self) -> Range {
-        Range::new(self.start, self.end)
-    }
-}
-
-/// Everything Argon takes from the MBI, copied into fixed-capacity storage.
-#[derive(Clone)]
-pub struct BootInfo {
-    flags: u32,
-    mbi: Range,
-    memory: Option<BasicMemory>,
-    cmdline: Span,
-    loader_name: Option<Span>,
-    modules: [RawModule; MAX_MODULES],
-    module_count: usize,
-    mmap: [Region; MAX_MMAP_ENTRIES],
-    mmap_count: usize,
-    strings: [u8; STRING_SPACE],
-    strings_used: usize,
-}
-
-impl BootInfo {
-    pub const EMPTY: Self = Self {
-        flags: 0,
-        mbi: Range::new(0, 0),
-        memory: None,
-        cmdline: Span { start: 0, end: 0 },
-        loader_name: None,
-        modules: [RawModule { start: 0, end: 0, cmdline: Span { start: 0, end: 0 } }; MAX_MODULES],
-        module_count: 0,
-        mmap: [Region { base: 0, len: 0, kind: RegionKind::Reserved }; MAX_MMAP_ENTRIES],
-        mmap_count: 0,
-        strings: [0; STRING_SPACE],
-        strings_used: 0,
-    };
-
-    pub fn flags(&self) -> u32 {
-        self.flags
-    }
-
-    /// The fixed part of the MBI that was read (for the caller's list of reserved holes).
-    pub fn mbi_range(&self) -> Range {
-        self.mbi
-    }
-
-    pub fn basic_memory(&self) -> Option<BasicMemory> {
-        self.memory
-    }
-
-    /// The hypervisor command line, path first; empty without flags bit 2.
-    pub fn cmdline(&self) -> &str {
-        self.str(self.cmdline)
-    }
-
-    pub fn loader_name(&self) -> Option<&str> {
-        self.loader_name.map(|s| self.str(s))
-    }
-
-    pub fn modules(&self) -> impl ExactSizeIterator<Item = Module<'_>> + '_ {
-        let raw = self.modules.get(..self.module_count).unwrap_or_default();
-        raw.iter().map(|m| Module {
-            start: u64::from(m.start),
-            end: u64::from(m.end),
-            cmdline: self.str(m.cmdline),
-        })
-    }
-
-    pub fn memory_map(&self) -> &[Region] {
-        self.mmap.get(..self.mmap_count).unwrap_or_default()
-    }
-
-    fn str(&self, s: Span) -> &str {
-        // Spans are only made over bytes already checked to be UTF-8.
-        let bytes = self.strings.get(s.start..s.end).unwrap_or_default();
-        core::str::from_utf8(bytes).unwrap_or_default()
-    }
-
-    /// Copies the NUL-terminated string at `paddr` into the arena.
-    fn read_string(&mut self, mem: &impl PhysRead, item: Item, paddr: u32) -> Result<Span, Error> {
-        let start = self.strings_used;
-        if paddr == 0 {
-            return Ok(Span { start, end: start });
-        }
-        for i in 0..=MAX_STRING_LEN as u64 {
-            let mut byte = [0u8; 1];
-            read(mem, item, u64::from(paddr), i, &mut byte)?;
-            let end = self.strings_used;
-            if byte[0] == 0 {
-                let text = self.strings.get(start..end).unwrap_or_default();
-                core::str::from_utf8(text).map_err(|_| Error::StringNotUtf8 { item })?;
-                return Ok(Span { start, end });
-            }
-            if end - start == MAX_STRING_LEN {
-                return Err(Error::StringTooLong { item });
-            }
-            *self.strings.get_mut(end).ok_or(Error::StringSpaceFull { item })? = byte[0];
-            self.strings_used = end + 1;
-        }
-        Err(Error::StringTooLong { item })
-    }
-}
-
-impl fmt::Debug for BootInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Modules<'a>(&'a BootInfo);
-        impl fmt::Debug for Modules<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_list().entries(self.0.modules()).finish()
-            }
-        }
-        f.debug_struct("BootInfo")
-            .field("flags", &format_args!("{:#x}", self.flags))
-            .field("memory", &self.memory)
-            .field("cmdline", &self.cmdline())
-            .field("loader_name", &self.loader_name())
-            .field("modules", &Modules(self))
-            .field("memory_map", &self.memory_map())
-            .finish()
-    }
-}
-
-/// Reads `buf.len()` bytes at `base + off`.
+/// Reads `buf.len()` bytes at `base + off`; a range that wraps past 2^64 is unreadable.
 fn read(mem: &impl PhysRead, item: Item, base: u64, off: u64, buf: &mut [u8]) -> Result<(), Error> {
     let len = buf.len() as u64;
-    let paddr = base.checked_add(off).filter(|p| p.checked_add(len).is_some());
-    let unreadable = Error::Unreadable { item, paddr: paddr.unwrap_or(base), len };
-    mem.read(paddr.ok_or(unreadable)?, buf).map_err(|_| unreadable)
+    let paddr = base
+        .checked_add(off)
+        .filter(|p| p.checked_add(len).is_some());
+    let unreadable = Error::Unreadable {
+        item,
+        paddr: paddr.unwrap_or(base),
+        len,
+    };
+    mem.read(paddr.ok_or(unreadable)?, buf)
+        .map_err(|_| unreadable)
 }
 
 fn read_u32(mem: &impl PhysRead, item: Item, base: u64, off: u64) -> Result<u32, Error> {
@@ -303,7 +96,7 @@ pub fn parse(magic: u32, mbi: u64, mem: &impl PhysRead) -> Result<BootInfo, Erro
     Ok(info)
 }
 
-/// [`parse`] into caller storage; `out` is reset first and undefined after an error.
+/// [`parse`] into caller storage (e.g. a static); `out` is partly filled after an error.
 pub fn parse_into(
     out: &mut BootInfo,
     magic: u32,
@@ -321,10 +114,17 @@ pub fn parse_into(
     }
     let field = |off| read_u32(mem, Item::Info, mbi, off);
     out.flags = flags;
-    let size = if has(flags::LOADER_NAME) { LOADER_NAME + 4 } else { MMAP_ADDR + 4 };
+    let size = if has(flags::LOADER_NAME) {
+        LOADER_NAME + 4
+    } else {
+        MMAP_ADDR + 4
+    };
     out.mbi = Range::new(mbi, mbi.saturating_add(size));
     if has(flags::MEMORY) {
-        out.memory = Some(BasicMemory { lower_kib: field(MEM_LOWER)?, upper_kib: field(MEM_UPPER)? });
+        out.memory = Some(BasicMemory {
+            lower_kib: field(MEM_LOWER)?,
+            upper_kib: field(MEM_UPPER)?,
+        });
     }
     if has(flags::CMDLINE) {
         out.cmdline = out.read_string(mem, Item::Cmdline, field(CMDLINE)?)?;
@@ -338,7 +138,12 @@ pub fn parse_into(
     parse_mmap(out, mem, field(MMAP_LENGTH)?, field(MMAP_ADDR)?)
 }
 
-fn parse_modules(out: &mut BootInfo, mem: &impl PhysRead, count: u32, addr: u32) -> Result<(), Error> {
+fn parse_modules(
+    out: &mut BootInfo,
+    mem: &impl PhysRead,
+    count: u32,
+    addr: u32,
+) -> Result<(), Error> {
     let n = usize::try_from(count).ok().filter(|&n| n <= MAX_MODULES);
     let n = n.ok_or(Error::TooManyModules { count })?;
     for index in 0..n {
@@ -349,38 +154,58 @@ fn parse_modules(out: &mut BootInfo, mem: &impl PhysRead, count: u32, addr: u32)
             return Err(Error::ModuleEndBeforeStart { index, start, end });
         }
         let cmdline = out.read_string(mem, Item::ModuleCmdline(index), string)?;
-        *out.modules.get_mut(index).ok_or(Error::TooManyModules { count })? =
-            RawModule { start, end, cmdline };
+        let slot = out
+            .modules
+            .get_mut(index)
+            .ok_or(Error::TooManyModules { count })?;
+        *slot = RawModule {
+            start,
+            end,
+            cmdline,
+        };
         out.module_count = index + 1;
     }
     Ok(())
 }
 
-fn parse_mmap(out: &mut BootInfo, mem: &impl PhysRead, length: u32, addr: u32) -> Result<(), Error> {
-    let (item, base) = (Item::MemoryMap, u64::from(addr));
+fn parse_mmap(
+    out: &mut BootInfo,
+    mem: &impl PhysRead,
+    length: u32,
+    addr: u32,
+) -> Result<(), Error> {
+    let (item, map) = (Item::MemoryMap, u64::from(addr));
     let mut offset: u32 = 0;
     while offset < length {
         let truncated = Error::MmapTruncated { offset, length };
-        let body = offset.checked_add(4).filter(|&b| b <= length).ok_or(truncated)?;
-        let size = read_u32(mem, item, base, u64::from(offset))?;
-        let next = body.checked_add(size).filter(|&n| n <= length).ok_or(truncated)?;
+        let body = offset
+            .checked_add(4)
+            .filter(|&b| b <= length)
+            .ok_or(truncated)?;
+        let size = read_u32(mem, item, map, u64::from(offset))?;
+        let next = body
+            .checked_add(size)
+            .filter(|&n| n <= length)
+            .ok_or(truncated)?;
         if size < MMAP_ENTRY {
             return Err(Error::MmapEntryTooSmall { offset, size });
         }
         let at = u64::from(body);
-        let (base_addr, len) = (read_u64(mem, item, base, at)?, read_u64(mem, item, base, at + 8)?);
-        let kind = RegionKind::from_e820(read_u32(mem, item, base, at + 16)?);
-        let region = Region { base: base_addr, len, kind };
+        let base = read_u64(mem, item, map, at)?;
+        let len = read_u64(mem, item, map, at + 8)?;
+        let kind = RegionKind::from_e820(read_u32(mem, item, map, at + 16)?);
         let index = out.mmap_count;
-        if region.base.checked_add(region.len).is_none() {
-            return Err(Error::MmapEntryOverflow { index, base: region.base, len: region.len });
+        if base.checked_add(len).is_none() {
+            return Err(Error::MmapEntryOverflow { index, base, len });
         }
-        *out.mmap.get_mut(index).ok_or(Error::TooManyMmapEntries)? = region;
+        *out.mmap.get_mut(index).ok_or(Error::TooManyMmapEntries)? = Region { base, len, kind };
         out.mmap_count = index + 1;
         offset = next;
     }
     Ok(())
 }
 
+#[cfg(test)]
+mod fake;
 #[cfg(test)]
 mod tests;

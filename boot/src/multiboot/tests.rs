@@ -1,136 +1,8 @@
-//! Host tests of the MBI parser over fake physical memory, with a builder that lays the MBI out
-//! the way QEMU's multiboot loader does (boot-notes §2).
+//! Host tests of the MBI parser over fake physical memory laid out as QEMU does.
 
+use super::fake::{FakeMem, MBI_AT, MMAP_AT, MODS_AT, Mbi};
 use super::*;
 use crate::{cmdline, memmap};
-
-/// Physical memory made of separate segments; reads must fall inside one segment.
-#[derive(Default)]
-struct FakeMem {
-    segments: Vec<(u64, Vec<u8>)>,
-}
-
-impl FakeMem {
-    fn segment(&mut self, base: u64, len: usize) {
-        self.segments.push((base, vec![0; len]));
-    }
-
-    fn slice_mut(&mut self, paddr: u64, len: usize) -> &mut [u8] {
-        let (base, bytes) = self
-            .segments
-            .iter_mut()
-            .find(|(b, v)| paddr >= *b && paddr - *b + len as u64 <= v.len() as u64)
-            .expect("write outside fake memory");
-        let at = (paddr - *base) as usize;
-        &mut bytes[at..at + len]
-    }
-
-    fn write(&mut self, paddr: u64, bytes: &[u8]) {
-        self.slice_mut(paddr, bytes.len()).copy_from_slice(bytes);
-    }
-
-    fn write_u32(&mut self, paddr: u64, v: u32) {
-        self.write(paddr, &v.to_le_bytes());
-    }
-}
-
-impl PhysRead for FakeMem {
-    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
-        let len = buf.len() as u64;
-        for (base, bytes) in &self.segments {
-            let off = paddr.wrapping_sub(*base);
-            if paddr >= *base && off.checked_add(len).is_some_and(|e| e <= bytes.len() as u64) {
-                buf.copy_from_slice(&bytes[off as usize..(off + len) as usize]);
-                return Ok(());
-            }
-        }
-        Err(Unreadable)
-    }
-}
-
-// Where QEMU puts things: the e820 copy and the MBI in low memory, the module list and the
-// strings in the page below the first module, the modules page-aligned after the image's bss.
-const MMAP_AT: u64 = 0x9000;
-const MBI_AT: u64 = 0x9500;
-const MODS_AT: u64 = 0x32f000;
-const MiB: u64 = 1 << 20;
-
-/// What goes into an MBI; [`Mbi::qemu`] is what QEMU passes for
-/// `-m 128M -kernel argon -append "a b" -initrd "a.bin arg1,b.bin arg2"`.
-struct Mbi {
-    flags: u32,
-    cmdline: &'static str,
-    modules: Vec<(u32, u32, &'static str)>,
-    /// (base, end, e820 type); each entry gets `size = 20`.
-    mmap: Vec<(u64, u64, u32)>,
-}
-
-impl Mbi {
-    fn qemu() -> Self {
-        Self {
-            flags: 0x24f,
-            cmdline: "/build/argon a b",
-            modules: vec![(0x330000, 0x330011, "a.bin arg1"), (0x331000, 0x331011, "b.bin arg2")],
-            mmap: vec![
-                (0, 0x9fc00, 1),
-                (0x9fc00, 0xa0000, 2),
-                (0xf0000, 0x100000, 2),
-                (0x100000, 0x7fe0000, 1),
-                (0x7fe0000, 0x8000000, 2),
-                (0xfffc0000, 0x1_0000_0000, 2),
-            ],
-        }
-    }
-
-    fn build(&self) -> FakeMem {
-        let mut mem = FakeMem::default();
-        mem.segment(0x8000, 0x2000); // 0x8000..0xa000: e820 copy and MBI
-        mem.segment(MODS_AT, 0x1000); // module list and strings
-        for &(start, end, _) in &self.modules {
-            mem.segment(u64::from(start), (end - start) as usize);
-        }
-        let mut put_str = |mem: &mut FakeMem, at: &mut u64, s: &str| {
-            let addr = *at as u32;
-            mem.write(*at, s.as_bytes());
-            mem.write(*at + s.len() as u64, &[0]);
-            *at += s.len() as u64 + 1;
-            addr
-        };
-        let mut strings = MODS_AT + 16 * self.modules.len() as u64;
-        let cmdline = put_str(&mut mem, &mut strings, self.cmdline);
-        let loader = put_str(&mut mem, &mut strings, "qemu");
-        for (i, &(start, end, name)) in self.modules.iter().enumerate() {
-            let name = put_str(&mut mem, &mut strings, name);
-            let entry = MODS_AT + 16 * i as u64;
-            for (off, v) in [(0, start), (4, end), (8, name), (12, 0)] {
-                mem.write_u32(entry + off, v);
-            }
-        }
-        for (i, &(base, end, kind)) in self.mmap.iter().enumerate() {
-            let at = MMAP_AT + 24 * i as u64;
-            mem.write_u32(at, 20);
-            mem.write(at + 4, &base.to_le_bytes());
-            mem.write(at + 12, &(end - base).to_le_bytes());
-            mem.write_u32(at + 20, kind);
-        }
-        let fields = [
-            (0, self.flags),
-            (4, 639),                    // mem_lower, KiB
-            (8, (0x7fe0000 - MiB) as u32 / 1024), // mem_upper, KiB
-            (12, 0x8000_ffff),           // boot_device
-            (16, cmdline),
-            (20, self.modules.len() as u32),
-            (24, MODS_AT as u32),
-            (44, 24 * self.mmap.len() as u32),
-            (48, MMAP_AT as u32),
-            (64, loader),
-        ];
-        for (off, v) in fields {
-            mem.write_u32(MBI_AT + off, v);
-        }
-        mem
-    }
-}
 
 fn parse_mem(mem: &FakeMem) -> Result<BootInfo, Error> {
     parse(BOOTLOADER_MAGIC, MBI_AT, mem)
@@ -147,17 +19,37 @@ fn qemu_layout() {
     let info = parse_mem(&Mbi::qemu().build()).unwrap();
     assert_eq!(info.flags(), 0x24f);
     assert_eq!(info.mbi_range(), Range::new(MBI_AT, MBI_AT + 68));
-    assert_eq!(info.basic_memory(), Some(BasicMemory { lower_kib: 639, upper_kib: 130944 }));
-    assert_eq!((info.cmdline(), info.loader_name()), ("/build/argon a b", Some("qemu")));
+    assert_eq!(
+        info.basic_memory(),
+        Some(BasicMemory {
+            lower_kib: 639,
+            upper_kib: 129920
+        })
+    );
+    assert_eq!(
+        (info.cmdline(), info.loader_name()),
+        ("/build/argon a b", Some("qemu"))
+    );
     let modules: Vec<_> = info.modules().collect();
     assert_eq!(modules.len(), 2);
-    assert_eq!(modules[0], Module { start: 0x330000, end: 0x330011, cmdline: "a.bin arg1" });
+    assert_eq!(
+        modules[0],
+        Module {
+            start: 0x330000,
+            end: 0x330011,
+            cmdline: "a.bin arg1"
+        }
+    );
     assert_eq!(modules[1].range(), Range::new(0x331000, 0x331011));
     assert_eq!(modules[1].cmdline, "b.bin arg2");
     let want: Vec<_> = Mbi::qemu()
         .mmap
         .iter()
-        .map(|&(b, e, k)| Region { base: b, len: e - b, kind: RegionKind::from_e820(k) })
+        .map(|&(b, e, k)| Region {
+            base: b,
+            len: e - b,
+            kind: RegionKind::from_e820(k),
+        })
         .collect();
     assert_eq!(info.memory_map(), want);
     assert!(format!("{info:?}").contains("b.bin arg2"));
@@ -167,12 +59,15 @@ fn qemu_layout() {
     assert_eq!(memmap::max_frame(&ram), 0x7fe0);
     let (options, warnings) = cmdline::parse(info.cmdline());
     assert_eq!(options, cmdline::Options::DEFAULT);
-    assert_eq!(warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(), [
-        "unknown option 'a'",
-        "unknown option 'b'"
-    ]);
+    assert_eq!(
+        warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        ["unknown option 'a'", "unknown option 'b'"]
+    );
     let (m, _) = cmdline::parse_module(modules[0].cmdline);
-    assert_eq!((m.path, m.guest_args().collect::<Vec<_>>()), ("a.bin", vec!["arg1"]));
+    assert_eq!(
+        (m.path, m.guest_args().collect::<Vec<_>>()),
+        ("a.bin", vec!["arg1"])
+    );
 }
 
 #[test]
@@ -185,7 +80,10 @@ fn optional_parts_follow_the_flags() {
         }
     })
     .unwrap();
-    assert_eq!((info.cmdline(), info.loader_name(), info.basic_memory()), ("", None, None));
+    assert_eq!(
+        (info.cmdline(), info.loader_name(), info.basic_memory()),
+        ("", None, None)
+    );
     assert_eq!((info.modules().len(), info.memory_map().len()), (0, 6));
     assert_eq!(info.mbi_range(), Range::new(MBI_AT, MBI_AT + 52));
     // A null module string is an empty command line.
@@ -200,25 +98,58 @@ fn missing_memory_map_and_bad_magic() {
     let err = qemu_with(|mem| mem.write_u32(MBI_AT, 0x20f)).unwrap_err();
     assert_eq!(err, Error::NoMemoryMap { flags: 0x20f });
     let mem = Mbi::qemu().build();
-    assert_eq!(parse(0x36d7_6289, MBI_AT, &mem).unwrap_err(), Error::BadMagic(0x36d7_6289));
+    assert_eq!(
+        parse(0x36d7_6289, MBI_AT, &mem).unwrap_err(),
+        Error::BadMagic(0x36d7_6289)
+    );
     let err = parse(BOOTLOADER_MAGIC, 0x20_0000, &mem).unwrap_err();
-    assert_eq!(err, Error::Unreadable { item: Item::Info, paddr: 0x20_0000, len: 4 });
+    assert_eq!(
+        err,
+        Error::Unreadable {
+            item: Item::Info,
+            paddr: 0x20_0000,
+            len: 4
+        }
+    );
 }
 
 #[test]
 fn module_errors() {
     let count = |n| move |mem: &mut FakeMem| mem.write_u32(MBI_AT + 20, n);
-    assert_eq!(qemu_with(count(17)).unwrap_err(), Error::TooManyModules { count: 17 });
-    assert_eq!(qemu_with(count(u32::MAX)).unwrap_err(), Error::TooManyModules { count: u32::MAX });
+    assert_eq!(
+        qemu_with(count(17)).unwrap_err(),
+        Error::TooManyModules { count: 17 }
+    );
+    assert_eq!(
+        qemu_with(count(u32::MAX)).unwrap_err(),
+        Error::TooManyModules { count: u32::MAX }
+    );
     // Three entries fit in the page, but the third is zeros over the strings: not a real module.
     let err = qemu_with(count(3)).unwrap_err();
-    assert!(matches!(err, Error::ModuleEndBeforeStart { index: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::ModuleEndBeforeStart { index: 2, .. }),
+        "{err:?}"
+    );
     let err = qemu_with(|mem| mem.write_u32(MODS_AT + 16 + 4, 0x330fff)).unwrap_err();
-    let want = Error::ModuleEndBeforeStart { index: 1, start: 0x331000, end: 0x330fff };
+    let want = Error::ModuleEndBeforeStart {
+        index: 1,
+        start: 0x331000,
+        end: 0x330fff,
+    };
     assert_eq!(err, want);
-    assert_eq!(err.to_string(), "module 1 ends at 0x330fff before its start 0x331000");
+    assert_eq!(
+        err.to_string(),
+        "module 1 ends at 0x330fff before its start 0x331000"
+    );
     let err = qemu_with(|mem| mem.write_u32(MBI_AT + 24, 0xffff_fff8)).unwrap_err();
-    assert_eq!(err, Error::Unreadable { item: Item::ModuleList, paddr: 0xffff_fff8, len: 4 });
+    assert_eq!(
+        err,
+        Error::Unreadable {
+            item: Item::ModuleList,
+            paddr: 0xffff_fff8,
+            len: 4
+        }
+    );
 }
 
 #[test]
@@ -226,19 +157,44 @@ fn string_errors() {
     // Pointers outside memory.
     let err = qemu_with(|mem| mem.write_u32(MODS_AT + 16 + 8, 0x5000_0000)).unwrap_err();
     let item = Item::ModuleCmdline(1);
-    assert_eq!(err, Error::Unreadable { item, paddr: 0x5000_0000, len: 1 });
+    assert_eq!(
+        err,
+        Error::Unreadable {
+            item,
+            paddr: 0x5000_0000,
+            len: 1
+        }
+    );
     let err = qemu_with(|mem| mem.write_u32(MBI_AT + 16, 0xffff_ffff)).unwrap_err();
-    assert_eq!(err, Error::Unreadable { item: Item::Cmdline, paddr: 0xffff_ffff, len: 1 });
+    assert_eq!(
+        err,
+        Error::Unreadable {
+            item: Item::Cmdline,
+            paddr: 0xffff_ffff,
+            len: 1
+        }
+    );
     // No NUL before the end of memory: the read past the end fails.
     let err = qemu_with(|mem| {
-        mem.write(0x9fff, b"x");
         mem.write_u32(MBI_AT + 64, 0x9ff0);
         mem.write(0x9ff0, &[b'q'; 16]);
     })
     .unwrap_err();
-    assert_eq!(err, Error::Unreadable { item: Item::LoaderName, paddr: 0xa000, len: 1 });
+    assert_eq!(
+        err,
+        Error::Unreadable {
+            item: Item::LoaderName,
+            paddr: 0xa000,
+            len: 1
+        }
+    );
     let err = qemu_with(|mem| mem.write(MODS_AT + 0x30, &[0xff, 0xfe, 0])).unwrap_err();
-    assert_eq!(err, Error::StringNotUtf8 { item: Item::Cmdline });
+    assert_eq!(
+        err,
+        Error::StringNotUtf8 {
+            item: Item::Cmdline
+        }
+    );
 }
 
 #[test]
@@ -253,7 +209,12 @@ fn string_limits() {
     let info = qemu_with(long(MAX_STRING_LEN)).unwrap();
     assert_eq!(info.cmdline().len(), MAX_STRING_LEN);
     let err = qemu_with(long(MAX_STRING_LEN + 1)).unwrap_err();
-    assert_eq!(err, Error::StringTooLong { item: Item::Cmdline });
+    assert_eq!(
+        err,
+        Error::StringTooLong {
+            item: Item::Cmdline
+        }
+    );
     // Three near-maximal strings do not fit the arena together.
     let err = qemu_with(|mem| {
         long(4000)(mem);
@@ -262,7 +223,12 @@ fn string_limits() {
         mem.write_u32(MODS_AT + 8, 0x100_0000);
     })
     .unwrap_err();
-    assert_eq!(err, Error::StringSpaceFull { item: Item::ModuleCmdline(0) });
+    assert_eq!(
+        err,
+        Error::StringSpaceFull {
+            item: Item::ModuleCmdline(0)
+        }
+    );
 }
 
 #[test]
@@ -274,11 +240,28 @@ fn memory_map_errors() {
     assert_eq!(qemu_with(length(2)).map(|_| ()), truncated(0, 2));
     assert_eq!(qemu_with(length(0)).unwrap().memory_map(), []);
     let err = qemu_with(|mem| mem.write_u32(MMAP_AT + 48, 12)).unwrap_err();
-    assert_eq!(err, Error::MmapEntryTooSmall { offset: 48, size: 12 });
+    assert_eq!(
+        err,
+        Error::MmapEntryTooSmall {
+            offset: 48,
+            size: 12
+        }
+    );
     let err = qemu_with(|mem| mem.write_u32(MBI_AT + 48, 0x7000_0000)).unwrap_err();
-    assert_eq!(err, Error::Unreadable { item: Item::MemoryMap, paddr: 0x7000_0000, len: 4 });
+    assert_eq!(
+        err,
+        Error::Unreadable {
+            item: Item::MemoryMap,
+            paddr: 0x7000_0000,
+            len: 4
+        }
+    );
     let err = qemu_with(|mem| mem.write(MMAP_AT + 24 * 5 + 12, &u64::MAX.to_le_bytes()));
-    let want = Error::MmapEntryOverflow { index: 5, base: 0xfffc0000, len: u64::MAX };
+    let want = Error::MmapEntryOverflow {
+        index: 5,
+        base: 0xfffc0000,
+        len: u64::MAX,
+    };
     assert_eq!(err.unwrap_err(), want);
 }
 
@@ -289,17 +272,42 @@ fn memory_map_entry_sizes() {
     mbi.mmap.truncate(2);
     let mut mem = mbi.build();
     mem.write_u32(MMAP_AT, 28);
-    let second = [20u32.to_le_bytes().as_slice(), &0x9fc00u64.to_le_bytes(), &0x400u64.to_le_bytes()];
-    mem.write(MMAP_AT + 32, &second.concat());
+    let mut second = 20u32.to_le_bytes().to_vec();
+    second.extend(
+        0x9fc00u64
+            .to_le_bytes()
+            .into_iter()
+            .chain(0x400u64.to_le_bytes()),
+    );
+    mem.write(MMAP_AT + 32, &second);
     mem.write_u32(MMAP_AT + 52, 2);
     mem.write_u32(MBI_AT + 44, 56);
     let info = parse_mem(&mem).unwrap();
-    let kinds: Vec<_> = info.memory_map().iter().map(|r| (r.base, r.len, r.kind)).collect();
-    assert_eq!(kinds, [(0, 0x9fc00, RegionKind::Usable), (0x9fc00, 0x400, RegionKind::Reserved)]);
+    let kinds: Vec<_> = info
+        .memory_map()
+        .iter()
+        .map(|r| (r.base, r.len, r.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (0, 0x9fc00, RegionKind::Usable),
+            (0x9fc00, 0x400, RegionKind::Reserved)
+        ]
+    );
     // More entries than fit.
     let mut mbi = Mbi::qemu();
-    mbi.mmap = (0..=MAX_MMAP_ENTRIES as u64).map(|i| (i << 12, (i + 1) << 12, 1)).collect();
-    assert_eq!(parse_mem(&mbi.build()).unwrap_err(), Error::TooManyMmapEntries);
+    mbi.mmap = (0..=MAX_MMAP_ENTRIES as u64)
+        .map(|i| (i << 12, (i + 1) << 12, 1))
+        .collect();
+    mbi.mmap_at = 0x8000;
+    assert_eq!(
+        parse_mem(&mbi.build()).unwrap_err(),
+        Error::TooManyMmapEntries
+    );
     mbi.mmap.pop();
-    assert_eq!(parse_mem(&mbi.build()).unwrap().memory_map().len(), MAX_MMAP_ENTRIES);
+    assert_eq!(
+        parse_mem(&mbi.build()).unwrap().memory_map().len(),
+        MAX_MMAP_ENTRIES
+    );
 }
