@@ -4,9 +4,11 @@
 //! - `cargo xtask run [flags] [-- hypervisor options]`
 //!                                  boot Argon under QEMU and stream its console
 //! - `cargo xtask test`             every test tier; ends with `N passed, N failed`
+//! - `cargo xtask loom`             the loom models and their mutants alone
 //!
 //! Each command first installs what it lacks (see `prereq`).
 
+mod loom;
 mod prereq;
 mod qemu;
 mod symbols;
@@ -46,7 +48,7 @@ pub fn build_image() -> Result<PathBuf> {
     Ok(root().join("target/x86_64-unknown-none/release/argon"))
 }
 
-const USAGE: &str = "usage: cargo xtask <build|run|test> [options]
+const USAGE: &str = "usage: cargo xtask <build|run|test|loom> [options]
 
 run options:
   --smp N            CPUs (default 4)
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Some("build") => build_image().map(|p| println!("{}", p.display())),
         Some("run") => cmd_run(&args[1..]),
         Some("test") => tests::cmd_test(&args[1..]),
+        Some("loom") => loom::cmd_loom(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -215,6 +215,12 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
     if !skip_host && filter.is_none() {
         host_tier(&mut t);
     }
+    if !skip_host && filter.is_none() {
+        println!("== loom models and mutants (LOOM_MAX_PREEMPTIONS={}) ==", crate::loom::MAX_PREEMPTIONS);
+        for (name, v) in crate::loom::run_tier(true) {
+            t.record(&name, v);
+        }
+    }
     println!("== QEMU boot tests (TCG) ==");
     let image = crate::build_image()?;
     let syms = Symbols::load(&image);
