@@ -5,6 +5,7 @@
 //!                                  boot Argon under QEMU and stream its console
 //! - `cargo xtask test`             every test tier; ends with `N passed, N failed`
 //! - `cargo xtask loom`             the loom models and their mutants alone
+//! - `cargo xtask xen`              boot the guest image on Xen 4.17 (downloaded, never installed)
 //!
 //! Each command first installs what it lacks (see `prereq`).
 
@@ -14,6 +15,7 @@ mod qemu;
 mod symbols;
 mod tests;
 mod tests_smp;
+mod xen;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -48,7 +50,7 @@ pub fn build_image() -> Result<PathBuf> {
     Ok(root().join("target/x86_64-unknown-none/release/argon"))
 }
 
-const USAGE: &str = "usage: cargo xtask <build|run|test|loom> [options]
+const USAGE: &str = "usage: cargo xtask <build|run|test|loom|xen> [options]
 
 run options:
   --smp N            CPUs (default 4)
@@ -59,6 +61,9 @@ run options:
   --timeout SECS     stop QEMU after this long (default 120)
   --gdb              wait for gdb on localhost:1234
   -- ARGS...         extra hypervisor command line (e.g. loglvl=debug)
+
+xen options:
+  --suite NAME --smp N --timeout SECS --bios auto|qboot|seabios --guest PATH --quiet -- XEN-OPTIONS
 
 test options:
   --filter TEXT      run only tests whose name contains TEXT
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&args[1..]),
         Some("test") => tests::cmd_test(&args[1..]),
         Some("loom") => loom::cmd_loom(&args[1..]),
+        Some("xen") => xen::cmd_xen(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -3,6 +3,11 @@
 //! Every run has a timeout. A run passes only when QEMU exits with the isa-debug-exit success
 //! status (33) *and* the serial log holds the expected final marker; status 0 (a triple fault
 //! under `-no-reboot`), a kill on timeout or any other status is a failure.
+//!
+//! A run can also end on a serial marker (`Boot::stop_on`), for images that cannot write
+//! isa-debug-exit (Xen): QEMU is stopped a moment after the marker's line and the caller judges
+//! the serial log. QEMU runs under `timeout`, which forwards SIGTERM, so stopping sends SIGTERM to
+//! `timeout` first and SIGKILL only if that does not end it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -38,7 +43,18 @@ pub struct Boot {
     pub cpu: String,
     pub timeout: Duration,
     pub gdb: bool,
+    /// Firmware for `-bios`; `None` is QEMU's default (SeaBIOS). Default qboot.
+    pub bios: Option<PathBuf>,
+    /// Serial markers that end the run: after a line containing one (and `STOP_GRACE` more
+    /// output), QEMU is stopped. Empty: run until QEMU exits or the timeout.
+    pub stop_on: Vec<String>,
 }
+
+/// The default firmware: boots multiboot kernels in a tenth of SeaBIOS's time.
+pub const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+
+/// How long output is still collected after a `stop_on` marker.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 impl Boot {
     pub fn new(kernel: &Path) -> Self {
@@ -52,6 +68,8 @@ impl Boot {
             cpu: "max".into(),
             timeout: Duration::from_secs(60),
             gdb: false,
+            bios: Some(PathBuf::from(QBOOT)),
+            stop_on: Vec::new(),
         }
     }
 
@@ -67,7 +85,9 @@ impl Boot {
         c.args(["-smp", &self.smp.to_string(), "-m", &format!("{}M", self.memory_mb)]);
         c.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]);
         c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-        c.args(["-bios", "/usr/share/qemu/qboot.rom"]);
+        if let Some(bios) = &self.bios {
+            c.arg("-bios").arg(bios);
+        }
         c.arg("-kernel").arg(&self.kernel);
         c.args(["-append", &self.cmdline]);
         if !self.modules.is_empty() {
@@ -117,6 +137,10 @@ pub struct Outcome {
     pub timed_out: bool,
     pub serial: String,
     pub elapsed: Duration,
+    /// Time since QEMU's start at which each serial line arrived (one entry per line).
+    pub line_times: Vec<Duration>,
+    /// The `stop_on` marker that ended the run, if one did.
+    pub stopped_on: Option<String>,
 }
 
 impl Outcome {
@@ -156,14 +180,18 @@ pub fn run(boot: &Boot, symbols: Option<&Symbols>, echo: bool) -> std::io::Resul
             let _ = tx2.send(format!("[qemu] {line}"));
         }
     });
-    let deadline = start + boot.timeout;
+    let mut deadline = start + boot.timeout;
     let mut serial = String::new();
+    let mut line_times = Vec::new();
+    let mut stopped_on: Option<String> = None;
     let mut timed_out = false;
+    let mut killed = false;
     loop {
         let now = Instant::now();
         if now >= deadline {
-            timed_out = true;
-            let _ = child.kill();
+            timed_out = stopped_on.is_none();
+            killed = true;
+            stop(&mut child);
             break;
         }
         match rx.recv_timeout(deadline - now) {
@@ -176,16 +204,37 @@ pub fn run(boot: &Boot, symbols: Option<&Symbols>, echo: bool) -> std::io::Resul
                     println!("{line}");
                     let _ = std::io::stdout().flush();
                 }
+                if stopped_on.is_none()
+                    && let Some(m) = boot.stop_on.iter().find(|m| line.contains(m.as_str()))
+                {
+                    stopped_on = Some(m.clone());
+                    deadline = deadline.min(Instant::now() + STOP_GRACE);
+                }
                 serial.push_str(&line);
                 serial.push('\n');
+                line_times.push(start.elapsed());
             }
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     let status = child.wait()?;
-    let status = if timed_out { None } else { status.code() };
+    let status = if killed { None } else { status.code() };
     // `timeout` itself reports 124 (and 137 after --kill-after) when it had to stop QEMU.
     let timed_out = timed_out || matches!(status, Some(124) | Some(137));
-    Ok(Outcome { status, timed_out, serial, elapsed: start.elapsed() })
+    Ok(Outcome { status, timed_out, serial, elapsed: start.elapsed(), line_times, stopped_on })
+}
+
+/// Ends the run: SIGTERM to `timeout`, which passes it on to QEMU; SIGKILL if both are not gone
+/// within a few seconds. (SIGKILL alone would kill only `timeout` and orphan QEMU.)
+fn stop(child: &mut std::process::Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < give_up {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
 }

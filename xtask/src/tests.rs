@@ -198,6 +198,30 @@ fn host_tier(t: &mut Tally) {
     t.failed += failed;
 }
 
+/// The guest's conformance suite on real Xen 4.17 (the differential reference): one result per
+/// guest test, plus the run itself.
+fn xen_tier(t: &mut Tally) {
+    println!("== guest suite on Xen 4.17 (TCG) ==");
+    let opts = crate::xen::XenOptions {
+        echo: false,
+        timeout: Duration::from_secs(180),
+        ..Default::default()
+    };
+    match crate::xen::run_xen(&opts) {
+        Ok(run) => {
+            for (name, verdict) in &run.report.verdicts {
+                let r = match verdict {
+                    crate::xen::Verdict::Pass => Ok(()),
+                    crate::xen::Verdict::Fail(why) => Err(why.clone()),
+                };
+                t.record(&format!("xen/{name}"), r);
+            }
+            t.record("xen/run", run.failure().map_or(Ok(()), Err));
+        }
+        Err(e) => t.record("xen/run", Err(e)),
+    }
+}
+
 pub fn cmd_test(args: &[String]) -> Result<()> {
     let mut filter = None;
     let mut skip_host = false;
@@ -235,6 +259,9 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
         }
         let r = run_case(&image, syms.as_ref(), &c);
         t.record(c.name, r);
+    }
+    if filter.as_deref().is_none_or(|f| "xen/".contains(f) || f.starts_with("xen")) {
+        xen_tier(&mut t);
     }
     println!("(wall time {:.0}s)", started.elapsed().as_secs_f64());
     if !t.failures.is_empty() {
