@@ -63,7 +63,7 @@ extern "C" fn kmain(magic: u32, mbi: u64) -> ! {
             }
         }
     }
-    run_domains(&info, &options);
+    run_domains(&info, &options, &mut mem);
 }
 
 fn list_modules(info: &BootInfo) {
@@ -96,12 +96,9 @@ fn list_modules(info: &BootInfo) {
     }
 }
 
-/// Builds and runs the domains. Until guests are supported, there is nothing to run.
-fn run_domains(info: &BootInfo, _options: &Options) -> ! {
-    if info.modules().len() > 0 {
-        warn!("domain building is not implemented yet; modules are listed but not started");
-    }
-    exit(ExitCode::Success, "success")
+/// Builds and runs the domains from the boot modules; returns only through [`exit`].
+fn run_domains(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
+    crate::domain::run_all(info, options, mem)
 }
 
 /// The one way Argon ends: logs the final marker `argon: exit: <reason>` and leaves QEMU.

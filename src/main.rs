@@ -12,6 +12,8 @@ mod arch;
 #[cfg(target_os = "none")]
 mod cpu;
 #[cfg(target_os = "none")]
+mod domain;
+#[cfg(target_os = "none")]
 mod kmain;
 #[cfg(target_os = "none")]
 mod mem;

@@ -12,8 +12,7 @@ use boot::arch::{self, DIRECTMAP_SIZE};
 use boot::frame_alloc::FrameAllocator;
 use boot::memmap::{self, LOW_MEMORY_END, PAGE_SIZE, Range};
 use boot::multiboot::{BootInfo, PhysRead, Unreadable};
-// Placeholder until hvcore::frame lands in lib.rs.
-type FrameInfo = [u64; 2];
+use hvcore::frame::FrameInfo;
 
 /// Reads physical memory through the direct map (0–4 GiB).
 pub struct DirectMap;

@@ -11,3 +11,10 @@
 
 pub mod sync;
 pub mod flush;
+pub mod mem;
+pub mod domain;
+pub mod frame;
+pub mod pt;
+pub mod audit;
+#[cfg(any(test, loom, feature = "testkit"))]
+pub mod testkit;

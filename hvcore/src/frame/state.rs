@@ -1,0 +1,254 @@
+//! [`FrameState`]: the pure value form of a frame's packed state word, and its layout.
+//!
+//! The layout is specified once, in the table on [`FrameState`], with a named SHIFT/MASK per
+//! field and compile-time asserts that the fields are disjoint and cover all 64 bits. No atomics
+//! here: the frame table loads a word, decodes it, computes the next value with the checked
+//! helpers below and compare-and-swaps it back.
+
+use super::{MmError, PageType};
+use crate::domain::DomId;
+
+/// General count: bits 0..=19.
+pub const GENERAL_SHIFT: u32 = 0;
+/// General count field mask (in place).
+pub const GENERAL_MASK: u64 = 0xF_FFFF << GENERAL_SHIFT;
+/// Type count: bits 20..=39.
+pub const TYPE_COUNT_SHIFT: u32 = 20;
+/// Type count field mask (in place).
+pub const TYPE_COUNT_MASK: u64 = 0xF_FFFF << TYPE_COUNT_SHIFT;
+/// Type: bits 40..=42.
+pub const TYPE_SHIFT: u32 = 40;
+/// Type field mask (in place).
+pub const TYPE_MASK: u64 = 0x7 << TYPE_SHIFT;
+/// Validated flag: bit 43.
+pub const VALIDATED_BIT: u64 = 1 << 43;
+/// Pinned flag: bit 44.
+pub const PINNED_BIT: u64 = 1 << 44;
+/// Allocated flag: bit 45.
+pub const ALLOCATED_BIT: u64 = 1 << 45;
+/// Spare bits 46..=47: always zero; a word with them set does not decode.
+pub const SPARE_MASK: u64 = 0x3 << 46;
+/// Owner domain id: bits 48..=63.
+pub const OWNER_SHIFT: u32 = 48;
+/// Owner field mask (in place).
+pub const OWNER_MASK: u64 = 0xFFFF << OWNER_SHIFT;
+
+/// One unit of type count, in place (for `fetch_sub` of the last type reference).
+pub const TYPE_COUNT_ONE: u64 = 1 << TYPE_COUNT_SHIFT;
+
+/// Highest general count ever stored. The all-ones field value is never stored: an increment
+/// that would reach it fails with [`MmError::CountOverflow`], and a word holding it does not
+/// decode.
+pub const GENERAL_MAX: u32 = (GENERAL_MASK >> GENERAL_SHIFT) as u32 - 1;
+/// Highest type count ever stored (same rule as [`GENERAL_MAX`]).
+pub const TYPE_COUNT_MAX: u32 = (TYPE_COUNT_MASK >> TYPE_COUNT_SHIFT) as u32 - 1;
+
+const FIELDS: [u64; 8] = [
+    GENERAL_MASK,
+    TYPE_COUNT_MASK,
+    TYPE_MASK,
+    VALIDATED_BIT,
+    PINNED_BIT,
+    ALLOCATED_BIT,
+    SPARE_MASK,
+    OWNER_MASK,
+];
+
+const fn fields_disjoint_and_cover() -> bool {
+    let mut seen = 0u64;
+    let mut i = 0;
+    while i < FIELDS.len() {
+        if seen & FIELDS[i] != 0 {
+            return false;
+        }
+        seen |= FIELDS[i];
+        i += 1;
+    }
+    seen == u64::MAX
+}
+
+const _: () = assert!(fields_disjoint_and_cover());
+const _: () = assert!(GENERAL_MAX == (1 << 20) - 2);
+const _: () = assert!(TYPE_COUNT_MAX == (1 << 20) - 2);
+// The owner field holds exactly a `domid_t`.
+const _: () = assert!(OWNER_MASK >> OWNER_SHIFT == DomId::MAX as u64);
+// Every type fits the 3-bit field, and 7 is left reserved.
+const _: () = assert!((PageType::Writable as u64) < (TYPE_MASK >> TYPE_SHIFT));
+
+/// The decoded state of one frame. Packed into one `AtomicU64` per frame as:
+///
+/// | bits  | field | meaning |
+/// |-------|-------|---------|
+/// | 0–19  | general count `G` | references of any kind, including the allocation reference and one per type reference; ≤ [`GENERAL_MAX`] |
+/// | 20–39 | type count `C` | references of type `T`; ≤ [`TYPE_COUNT_MAX`] |
+/// | 40–42 | type `T` | [`PageType`] encoding 0–6 (7 reserved); kept as history while `C == 0` |
+/// | 43    | validated `V` | contents audited for `T` (L1–L4: every present entry holds its child references) |
+/// | 44    | pinned | the guest's pin holds one `C` and one `G` |
+/// | 45    | allocated | the allocation reference (one `G`) is held: the frame belongs to `owner` |
+/// | 46–47 | spare | zero |
+/// | 48–63 | owner | `domid_t` of the owner; meaningful while `G > 0` |
+///
+/// This is DESIGN.md §5's packing. No "validation in progress" bit is needed: `C ≥ 1` with `V`
+/// clear is that state (exactly one holder is validating, de-validating or finishing a type
+/// change; every other taker of the same type waits, every other type fails). The free state is
+/// the all-zero word. The owner sits in the same word as the counts so that "is this frame
+/// mine, and take a reference" is one compare-and-swap.
+///
+/// Invariants the frame table keeps (and `audit` checks): `G ≥ C + allocated`; `pinned ⇒ C ≥ 1`
+/// and `T` is a page-table type; `G == 0 ⇔` the word is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct FrameState {
+    general: u32,
+    type_count: u32,
+    ty: PageType,
+    validated: bool,
+    pinned: bool,
+    allocated: bool,
+    owner: DomId,
+}
+
+impl FrameState {
+    /// The free frame: no references, no owner, no type.
+    pub const FREE: FrameState = FrameState {
+        general: 0,
+        type_count: 0,
+        ty: PageType::None,
+        validated: false,
+        pinned: false,
+        allocated: false,
+        owner: 0,
+    };
+
+    /// Decode a state word; `None` if it holds a reserved type, set spare bits, or a count
+    /// above its cap (none of which the frame table ever stores).
+    pub const fn decode(word: u64) -> Option<FrameState> {
+        let general = ((word & GENERAL_MASK) >> GENERAL_SHIFT) as u32;
+        let type_count = ((word & TYPE_COUNT_MASK) >> TYPE_COUNT_SHIFT) as u32;
+        let ty = match PageType::from_bits(((word & TYPE_MASK) >> TYPE_SHIFT) as u8) {
+            Some(ty) => ty,
+            None => return None,
+        };
+        if word & SPARE_MASK != 0 || general > GENERAL_MAX || type_count > TYPE_COUNT_MAX {
+            return None;
+        }
+        Some(FrameState {
+            general,
+            type_count,
+            ty,
+            validated: word & VALIDATED_BIT != 0,
+            pinned: word & PINNED_BIT != 0,
+            allocated: word & ALLOCATED_BIT != 0,
+            owner: ((word & OWNER_MASK) >> OWNER_SHIFT) as DomId,
+        })
+    }
+
+    /// Encode into a state word. Counts are masked to their fields; the setters keep them
+    /// within their caps, so nothing is ever truncated in practice.
+    pub const fn encode(self) -> u64 {
+        ((self.general as u64) << GENERAL_SHIFT) & GENERAL_MASK
+            | ((self.type_count as u64) << TYPE_COUNT_SHIFT) & TYPE_COUNT_MASK
+            | (self.ty.bits() as u64) << TYPE_SHIFT
+            | if self.validated { VALIDATED_BIT } else { 0 }
+            | if self.pinned { PINNED_BIT } else { 0 }
+            | if self.allocated { ALLOCATED_BIT } else { 0 }
+            | (self.owner as u64) << OWNER_SHIFT
+    }
+
+    /// General reference count `G`.
+    pub const fn general(self) -> u32 {
+        self.general
+    }
+    /// Type reference count `C`.
+    pub const fn type_count(self) -> u32 {
+        self.type_count
+    }
+    /// Type `T` (history while `C == 0`).
+    pub const fn ty(self) -> PageType {
+        self.ty
+    }
+    /// Validated flag `V`.
+    pub const fn validated(self) -> bool {
+        self.validated
+    }
+    /// Pinned flag.
+    pub const fn pinned(self) -> bool {
+        self.pinned
+    }
+    /// Allocated flag.
+    pub const fn allocated(self) -> bool {
+        self.allocated
+    }
+    /// Owner domain id.
+    pub const fn owner(self) -> DomId {
+        self.owner
+    }
+
+    /// With general count `n`, saturated at [`GENERAL_MAX`].
+    pub const fn with_general(mut self, n: u32) -> Self {
+        self.general = if n > GENERAL_MAX { GENERAL_MAX } else { n };
+        self
+    }
+    /// With type count `n`, saturated at [`TYPE_COUNT_MAX`].
+    pub const fn with_type_count(mut self, n: u32) -> Self {
+        self.type_count = if n > TYPE_COUNT_MAX { TYPE_COUNT_MAX } else { n };
+        self
+    }
+    /// With type `ty`.
+    pub const fn with_type(mut self, ty: PageType) -> Self {
+        self.ty = ty;
+        self
+    }
+    /// With the validated flag.
+    pub const fn with_validated(mut self, v: bool) -> Self {
+        self.validated = v;
+        self
+    }
+    /// With the pinned flag.
+    pub const fn with_pinned(mut self, v: bool) -> Self {
+        self.pinned = v;
+        self
+    }
+    /// With the allocated flag.
+    pub const fn with_allocated(mut self, v: bool) -> Self {
+        self.allocated = v;
+        self
+    }
+    /// With owner `owner`.
+    pub const fn with_owner(mut self, owner: DomId) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// `G + 1`, failing closed at the cap.
+    pub const fn inc_general(self) -> Result<Self, MmError> {
+        if self.general >= GENERAL_MAX {
+            return Err(MmError::CountOverflow);
+        }
+        Ok(self.with_general(self.general + 1))
+    }
+    /// `G - 1`, refusing to go below the references that type holders and the allocation own.
+    pub const fn dec_general(self) -> Result<Self, MmError> {
+        if self.general <= self.type_count + self.allocated as u32 {
+            return Err(MmError::CountUnderflow);
+        }
+        Ok(self.with_general(self.general - 1))
+    }
+    /// `C + 1`, failing closed at the cap, and only if a general reference is there to go with
+    /// it (`G ≥ C + 1 + allocated`).
+    pub const fn inc_type(self) -> Result<Self, MmError> {
+        if self.type_count >= TYPE_COUNT_MAX {
+            return Err(MmError::CountOverflow);
+        }
+        if self.type_count + 1 + self.allocated as u32 > self.general {
+            return Err(MmError::MissingGeneralRef);
+        }
+        Ok(self.with_type_count(self.type_count + 1))
+    }
+    /// `C - 1`.
+    pub const fn dec_type(self) -> Result<Self, MmError> {
+        if self.type_count == 0 {
+            return Err(MmError::CountUnderflow);
+        }
+        Ok(self.with_type_count(self.type_count - 1))
+    }
+}

@@ -1,0 +1,274 @@
+//! Type references: `get_page_type`, `put_page_type` and the validation state machine (spec §1.5).
+//!
+//! State machine (`C` type count, `T` type, `V` validated):
+//! * `C == 0`: free to retype. Taking `want` publishes `C = 1`; if `T == want` and `V` is set
+//!   (a writable or descriptor frame whose type was never lost) the reference is usable at once,
+//!   otherwise `V` is cleared and this taker becomes the frame's validator.
+//! * `C ≥ 1, V` clear: exactly one holder is validating (after a `C` 0 → 1), de-validating (its
+//!   `C` 1 → 0), or finishing a type change. Takers of the same type spin until the word
+//!   changes; takers of another type fail at once. Nobody else can hold a reference here, so the
+//!   holder alone moves the word on.
+//! * `C ≥ 1, V` set: takers of `T` increment, takers of another type fail with `TypeMismatch`.
+//!
+//! XSA-401: every safety action of a type change happens after the new type is published: the
+//! CAS to `C = 1, V` clear comes first, then [`DomainCtx::flush_retyped`], then validation, then
+//! `V` is set. A type change is reported only when `T` actually changes, with the *old* type
+//! (XSA-408). Validation and de-validation run to completion (not preemptible in this version):
+//! a failed validation releases every child reference it took and leaves the frame untyped
+//! (`C = 0, T = None`), so there is never a partial state.
+//!
+//! Deadlock freedom: a validator of level n takes only level n-1 types, writable types (L1) or
+//! already validated same-level types without waiting (linear entries), so the waits-for graph
+//! descends strictly in level. De-validation only drops references and never waits.
+//!
+//! Orderings: a taker's successful CAS is Acquire (pairs with the Release that set `V` or
+//! published `C == 0`); setting `V` is Release (publishes the validated and adjusted entries);
+//! a non-last drop is Release (the holder's entry updates happen-before de-validation reads
+//! them); the last drop starts with an Acquire (a fence for writable types, the `V`-clearing CAS for
+//! tables) and publishes `C == 0` with Release after writing the stamp Relaxed. Spin and seed
+//! loads are Relaxed: a successful Acquire CAS always follows.
+
+use super::{FrameTable, MmError, PageType, TYPE_COUNT_ONE, VALIDATED_BIT, decode, owned};
+use crate::domain::{DomainCtx, TypeChange};
+use crate::mem::{Mfn, PhysMem};
+use crate::pt;
+use crate::sync::{Ordering, fence, spin_loop};
+
+impl FrameTable<'_> {
+    /// Take a type reference of type `want` on `mfn`; the caller already holds a general
+    /// reference. Validates an L1–L4 table on its first typed reference (other takers wait),
+    /// calling `ctx.flush_retyped` first if the type changed. `ctx` is the domain whose page
+    /// tables are being validated (the owner of `mfn` for L1–L4).
+    pub fn get_page_type<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        mfn: Mfn,
+        want: PageType,
+    ) -> Result<(), MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        if want == PageType::None {
+            return Err(MmError::BadType);
+        }
+        if want.level().is_some() && mfn.index().is_none_or(|i| i >= mem.frames()) {
+            return Err(MmError::BadMfn);
+        }
+        let info = self.info(mfn)?;
+        // Relaxed: seeds the CAS.
+        let mut cur = info.state.load(Ordering::Relaxed);
+        let (prev, next) = loop {
+            let s = decode(cur)?;
+            let next = if s.type_count() == 0 {
+                if s.ty() == want && s.validated() {
+                    s.inc_type()?
+                } else {
+                    s.inc_type()?.with_type(want).with_validated(false)
+                }
+            } else if s.ty() != want {
+                return Err(MmError::TypeMismatch);
+            } else if !s.validated() {
+                // Another holder is (de)validating: wait for the word to change.
+                spin_loop();
+                // Relaxed: re-seeds the CAS.
+                cur = info.state.load(Ordering::Relaxed);
+                continue;
+            } else {
+                s.inc_type()?
+            };
+            // Acquire: pairs with the Release that set V or published C == 0 (and the stamp).
+            // Relaxed on failure: the value only seeds the next attempt.
+            match info.state.compare_exchange_weak(
+                cur,
+                next.encode(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break (s, next),
+                Err(seen) => cur = seen,
+            }
+        };
+        if next.validated() {
+            return Ok(());
+        }
+        // We hold C = 1 with V clear: the frame is ours to finish.
+        if prev.ty() != want {
+            let change = TypeChange {
+                mfn,
+                owner: next.owner(),
+                old_type: prev.ty(),
+                new_type: want,
+                // Relaxed: written before the Release that published C == 0, which our Acquire
+                // CAS read from (or from a later RMW of its release sequence).
+                stamp: info.stamp.load(Ordering::Relaxed),
+            };
+            ctx.flush_retyped(change);
+        }
+        if let Some(level) = want.level()
+            && let Err(e) = pt::validate::promote(self, mem, ctx, mfn, level)
+        {
+            self.abort_type(mfn);
+            return Err(e);
+        }
+        // Release: publishes the validation (adjusted entries, child references, Xen slots) to
+        // takers whose Acquire CAS sees V. Only we can change C or V here, so a plain OR is
+        // exact.
+        info.state.fetch_or(VALIDATED_BIT, Ordering::Release);
+        Ok(())
+    }
+
+    /// Take a type reference only if `mfn` is already a validated `want` (no waiting, no
+    /// validation): same-level linear targets and `mod_entry`'s hold on the table it writes.
+    /// The caller holds a general reference.
+    pub fn try_get_validated_type(&self, mfn: Mfn, want: PageType) -> Result<(), MmError> {
+        let info = self.info(mfn)?;
+        // Relaxed: seeds the CAS.
+        let mut cur = info.state.load(Ordering::Relaxed);
+        loop {
+            let s = decode(cur)?;
+            if s.type_count() == 0 || !s.validated() {
+                return Err(MmError::NotValidated);
+            }
+            if s.ty() != want {
+                return Err(MmError::TypeMismatch);
+            }
+            let next = s.inc_type()?;
+            // Acquire: pairs with the Release that set V. Relaxed on failure: seed only.
+            match info.state.compare_exchange_weak(
+                cur,
+                next.encode(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Undo a `C = 1` we published but could not validate: the frame becomes untyped.
+    fn abort_type(&self, mfn: Mfn) {
+        let Ok(info) = self.info(mfn) else { return };
+        // Relaxed: seeds the CAS.
+        let mut cur = info.state.load(Ordering::Relaxed);
+        loop {
+            let Ok(s) = decode(cur) else { return };
+            debug_assert!(s.type_count() == 1 && !s.validated());
+            let next = s.with_type_count(0).with_type(PageType::None);
+            // Release: our unwinding (child references dropped) happens-before the next taker.
+            match info.state.compare_exchange_weak(
+                cur,
+                next.encode(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Drop a type reference the caller holds. The last reference of an L1–L4 table
+    /// de-validates it (every child reference dropped), then stamps it and publishes `C = 0`;
+    /// for other types the frame is stamped and `V` kept.
+    pub fn put_page_type<M: PhysMem + ?Sized>(&self, mem: &M, mfn: Mfn) -> Result<(), MmError> {
+        let info = self.info(mfn)?;
+        // Relaxed: seeds the CAS.
+        let mut cur = info.state.load(Ordering::Relaxed);
+        loop {
+            let s = decode(cur)?;
+            // C ≥ 1 with V clear belongs to a validator; nobody else holds a reference then.
+            if s.type_count() == 0 || !s.validated() || (s.type_count() == 1 && s.pinned()) {
+                return Err(MmError::CountUnderflow);
+            }
+            if s.type_count() > 1 {
+                let next = s.dec_type()?;
+                // Release: our uses (entry updates on a table) happen-before the last holder's
+                // de-validation. Relaxed on failure: seed only.
+                match info.state.compare_exchange_weak(
+                    cur,
+                    next.encode(),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Ok(()),
+                    Err(seen) => cur = seen,
+                }
+                continue;
+            }
+            if let Some(level) = s.ty().level() {
+                // Last reference to a table: clear V keeping C = 1, so takers wait while we
+                // de-validate. Acquire: every other holder's Release drop happens-before our
+                // reads of the entries and of the clock. Relaxed on failure: seed only.
+                let next = s.with_validated(false);
+                if let Err(seen) = info.state.compare_exchange_weak(
+                    cur,
+                    next.encode(),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    cur = seen;
+                    continue;
+                }
+                pt::validate::demote(self, mem, mfn, level);
+                // Relaxed: published by the Release below.
+                info.stamp.store(self.clock.now(), Ordering::Relaxed);
+                // Release: publishes the stamp and the de-validation; pairs with the next
+                // taker's Acquire CAS. Only G can move meanwhile, so C 1 → 0 cannot borrow.
+                let before = info.state.fetch_sub(TYPE_COUNT_ONE, Ordering::Release);
+                debug_assert!(decode(before).is_ok_and(|b| b.type_count() == 1));
+                return Ok(());
+            }
+            // Last reference to a writable / descriptor frame. Acquire fence: makes the load
+            // that saw C == 1 an Acquire, so the other holders' drops (and the entry updates that
+            // removed their mappings) happen-before the clock read and the stamp is no older
+            // than their last use. Only the holder of the last reference writes the stamp, so a
+            // retry after a failed CAS just overwrites our own earlier store.
+            fence(Ordering::Acquire);
+            // Relaxed: published by the Release CAS below.
+            info.stamp.store(self.clock.now(), Ordering::Relaxed);
+            // Release: publishes the stamp. Relaxed on failure: seed only.
+            match info.state.compare_exchange(
+                cur,
+                s.with_type_count(0).encode(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// `get_page(mfn, ctx.domid())` then `get_page_type`; on failure nothing is held.
+    pub fn get_page_and_type<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        mfn: Mfn,
+        want: PageType,
+    ) -> Result<(), MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        self.get_page(mfn, ctx.domid())?;
+        if let Err(e) = self.get_page_type(mem, ctx, mfn, want) {
+            owned(self.put_page(mfn));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Drop a type reference and its general reference.
+    pub fn put_page_and_type<M: PhysMem + ?Sized>(
+        &self,
+        mem: &M,
+        mfn: Mfn,
+    ) -> Result<super::Released, MmError> {
+        self.put_page_type(mem, mfn)?;
+        self.put_page(mfn)
+    }
+}

@@ -1,0 +1,191 @@
+//! The references one present entry holds: `take` (Xen's `get_page_from_lNe`, spec §2.4–2.5)
+//! and `drop` (`put_page_from_lNe`), exact mirrors of each other.
+//!
+//! What an entry of a table `t` at level n holds:
+//! * L1 → RAM frame `f` (in the frame table): one `G` on `f`; if RW also one writable `C`.
+//!   L1 → non-RAM frame (beyond the table, I/O-capable domains only): nothing.
+//! * L2–L4 → `t` itself (self-map, never RW): nothing.
+//! * L2–L4 → `f` typed level n-1 (a child): one `G` + one `C` on `f`.
+//! * L2–L4 → `f` typed level n (linear, never RW): one `G` + one `C` on `f`, plus `t`'s linear
+//!   counter +1 and `f`'s −1.
+//!
+//! `drop` decides child versus linear from the target's type, which cannot change while the
+//! entry's type reference is held. Callers check flags (`flags::check_flags`) and adjust the
+//! entry before `take`. No atomics here beyond the frame table's own.
+
+use super::flags::{ALL_ONES_FRAME, PTE_RW, frame_of, present};
+use crate::domain::DomainCtx;
+use crate::frame::{FrameTable, Level, MmError, PageType, owned};
+use crate::mem::{Mfn, PhysMem};
+
+/// Take the references present entry `e` of table `table` (level `level`) needs.
+pub(crate) fn take<M, C>(
+    ft: &FrameTable<'_>,
+    mem: &M,
+    ctx: &C,
+    table: Mfn,
+    level: Level,
+    e: u64,
+) -> Result<(), MmError>
+where
+    M: PhysMem + ?Sized,
+    C: DomainCtx + ?Sized,
+{
+    debug_assert!(present(e));
+    match level.lower() {
+        None => take_leaf(ft, mem, ctx, e),
+        Some(lower) => take_upper(ft, mem, ctx, table, level, lower, e),
+    }
+}
+
+/// L1 leaf rules (spec §2.4).
+fn take_leaf<M, C>(ft: &FrameTable<'_>, mem: &M, ctx: &C, e: u64) -> Result<(), MmError>
+where
+    M: PhysMem + ?Sized,
+    C: DomainCtx + ?Sized,
+{
+    let frame = frame_of(e);
+    if frame == ALL_ONES_FRAME {
+        return Err(MmError::AllOnesFrame);
+    }
+    let target = Mfn(frame);
+    if !ft.contains(target) {
+        // Not RAM: MMIO, only with I/O capabilities, and no references are taken.
+        return if ctx.has_io_caps() { Ok(()) } else { Err(MmError::MmioDenied) };
+    }
+    let dom = ctx.domid();
+    ft.get_page_if(target, |owner| owner == dom || ctx.may_map_foreign(owner)).map_err(
+        |err| match err {
+            MmError::CountOverflow => err,
+            _ => MmError::FrameBusy,
+        },
+    )?;
+    if e & PTE_RW != 0
+        && let Err(err) = ft.get_page_type(mem, ctx, target, PageType::Writable)
+    {
+        owned(ft.put_page(target));
+        return Err(match err {
+            MmError::CountOverflow => err,
+            _ => MmError::WritableBusy,
+        });
+    }
+    Ok(())
+}
+
+/// L2–L4 rules (spec §2.5): a child of the next lower level, else the linear rule.
+fn take_upper<M, C>(
+    ft: &FrameTable<'_>,
+    mem: &M,
+    ctx: &C,
+    table: Mfn,
+    level: Level,
+    lower: Level,
+    e: u64,
+) -> Result<(), MmError>
+where
+    M: PhysMem + ?Sized,
+    C: DomainCtx + ?Sized,
+{
+    let target = Mfn(frame_of(e));
+    if target == table {
+        // Self-map: allowed read-only, takes nothing (and `drop` skips it symmetrically).
+        return linear_allowed(ctx, e);
+    }
+    if !ft.contains(target) {
+        return Err(MmError::BadChild);
+    }
+    ft.get_page(target, ctx.domid()).map_err(|err| match err {
+        MmError::CountOverflow => err,
+        _ => MmError::BadChild,
+    })?;
+    let r = match ft.get_page_type(mem, ctx, target, lower.page_type()) {
+        Err(MmError::TypeMismatch) => take_linear(ft, mem, ctx, table, level, target, e),
+        other => other,
+    };
+    if r.is_err() {
+        owned(ft.put_page(target));
+    }
+    r
+}
+
+/// Entry-level conditions for any same-level entry.
+fn linear_allowed<C: DomainCtx + ?Sized>(ctx: &C, e: u64) -> Result<(), MmError> {
+    if !ctx.linear_pt_enabled() {
+        Err(MmError::LinearDisabled)
+    } else if e & PTE_RW != 0 {
+        Err(MmError::LinearWritable)
+    } else {
+        Ok(())
+    }
+}
+
+/// The linear rule for `table` → `target` (both level `level`), the caller holding a `G` on
+/// `target`: take a `C` on an already validated same-level target without waiting, then move
+/// both linear counters. On failure nothing beyond the caller's `G` is held.
+fn take_linear<M, C>(
+    ft: &FrameTable<'_>,
+    mem: &M,
+    ctx: &C,
+    table: Mfn,
+    level: Level,
+    target: Mfn,
+    e: u64,
+) -> Result<(), MmError>
+where
+    M: PhysMem + ?Sized,
+    C: DomainCtx + ?Sized,
+{
+    if ft.state(target)?.ty() != level.page_type() {
+        // Higher-level (or other) targets are never allowed.
+        return Err(MmError::TypeMismatch);
+    }
+    linear_allowed(ctx, e)?;
+    ft.try_get_validated_type(target, level.page_type()).map_err(|err| match err {
+        MmError::CountOverflow => err,
+        _ => MmError::LinearTarget,
+    })?;
+    // Undoing the type reference below may be the target's last (its other holders may have
+    // gone meanwhile); `put_page_type` then de-validates it like any other last drop.
+    if let Err(err) = ft.inc_linear_entries(table) {
+        owned(ft.put_page_type(mem, target));
+        return Err(err);
+    }
+    if let Err(err) = ft.inc_linear_uses(target) {
+        owned(ft.dec_linear_entries(table));
+        owned(ft.put_page_type(mem, target));
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Drop the references present-or-not entry `e` of `table` (level `level`) holds; returns the
+/// frame whose counts dropped, if any.
+pub(crate) fn drop<M: PhysMem + ?Sized>(
+    ft: &FrameTable<'_>,
+    mem: &M,
+    table: Mfn,
+    level: Level,
+    e: u64,
+) -> Option<Mfn> {
+    if !present(e) {
+        return None;
+    }
+    let target = Mfn(frame_of(e));
+    if !ft.contains(target) || (level != Level::L1 && target == table) {
+        return None;
+    }
+    if level == Level::L1 {
+        if e & PTE_RW != 0 {
+            owned(ft.put_page_type(mem, target));
+        }
+    } else {
+        // We hold a type reference on `target`, so its type is stable: same level = linear.
+        if ft.state(target).is_ok_and(|s| s.ty() == level.page_type()) {
+            owned(ft.dec_linear_entries(table));
+            owned(ft.dec_linear_uses(target));
+        }
+        owned(ft.put_page_type(mem, target));
+    }
+    owned(ft.put_page(target));
+    Some(target)
+}

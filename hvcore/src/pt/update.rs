@@ -1,0 +1,154 @@
+//! `mod_entry`: the lock-free update of one page-table entry (DESIGN.md §6, spec §2.8–2.9, §7.3).
+//!
+//! Protocol, for a table of level n that the caller's domain owns:
+//! 1. Take a `G` and a validated level-n `C` on the table for the whole update (so it cannot be
+//!    de-validated underneath: a de-validation that passed our slot would leak what we install).
+//!    `mod_entry` takes and drops these itself; the table must already be validated (it never
+//!    validates a table, and an unvalidated frame is plain data to the hypercall layer).
+//! 2. Read the old entry. If old and new differ only in fast-path bits, CAS old → new; done.
+//! 3. Otherwise take the new entry's references, then CAS old → new.
+//! 4. CAS lost (another updater, or the CPU setting A/D): drop what step 3 took, retry from 2
+//!    with the value found.
+//! 5. CAS won: drop the references of the value actually replaced.
+//!
+//! New references are always taken before old ones are dropped, so re-pointing an entry at the
+//! same frame never lets its counts touch 0. Each retry means another CAS on this entry
+//! succeeded, so the loop is lock-free. Orderings are those of `PhysMem::cas_entry` (AcqRel) and
+//! the frame table; there are no atomics in this file.
+
+use super::flags::{
+    PTE_A, PTE_D, adjust, check_flags, is_fast_path, is_xen_l4_slot, present,
+};
+use super::refs;
+use crate::domain::DomainCtx;
+use crate::frame::{FrameTable, Level, MmError, owned};
+use crate::mem::{Mfn, PhysMem};
+
+/// The result of a successful [`FrameTable::mod_entry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an L2-L4 update requires flushing the table owner's dirty CPUs (spec §5.3)"]
+pub struct EntryUpdate {
+    /// The table written.
+    pub table: Mfn,
+    /// Its level.
+    pub level: Level,
+    /// The entry index.
+    pub index: usize,
+    /// The value replaced.
+    pub old: u64,
+    /// The value stored (adjusted; with the old A/D bits if they were preserved).
+    pub new: u64,
+    /// Only fast-path bits changed: no reference counts moved.
+    pub fast_path: bool,
+    /// The frame whose references the old entry held and that were dropped (its general
+    /// count, and its type count for RW leaves and upper-level entries).
+    pub released: Option<Mfn>,
+}
+
+impl EntryUpdate {
+    /// An L2–L4 entry was written: the hypervisor must flush the owner's dirty CPUs before the
+    /// hypercall returns (spec §5.3, XSA-286). L1 changes are the guest's to flush.
+    pub fn needs_flush(&self) -> bool {
+        self.level != Level::L1
+    }
+}
+
+impl FrameTable<'_> {
+    /// Write `new` into entry `index` of `table`, a validated level-`level` table owned by
+    /// `ctx`'s domain. With `preserve_ad` the A/D bits of the replaced value are kept
+    /// (`MMU_PT_UPDATE_PRESERVE_AD`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mod_entry<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        table: Mfn,
+        level: Level,
+        index: usize,
+        new: u64,
+        preserve_ad: bool,
+    ) -> Result<EntryUpdate, MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        if table.index().is_none_or(|i| i >= mem.frames()) {
+            return Err(MmError::BadMfn);
+        }
+        if index >= mem.entries_per_frame() {
+            return Err(MmError::BadIndex);
+        }
+        if level == Level::L4 && is_xen_l4_slot(index) {
+            return Err(MmError::XenSlot);
+        }
+        check_flags(level, new, ctx.has_io_caps())?;
+        let new = adjust(level, new);
+
+        self.get_page(table, ctx.domid())?;
+        if let Err(err) = self.try_get_validated_type(table, level.page_type()) {
+            owned(self.put_page(table));
+            return Err(match err {
+                MmError::CountOverflow => err,
+                _ => MmError::NotValidated,
+            });
+        }
+        let r = self.mod_entry_held(mem, ctx, table, level, index, new, preserve_ad);
+        // This may be the table's last type reference (it was unpinned meanwhile): the put
+        // then de-validates it like any other last drop.
+        owned(self.put_page_and_type(mem, table));
+        r
+    }
+
+    /// Steps 2–5, with the table held.
+    #[allow(clippy::too_many_arguments)]
+    fn mod_entry_held<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        table: Mfn,
+        level: Level,
+        index: usize,
+        new: u64,
+        preserve_ad: bool,
+    ) -> Result<EntryUpdate, MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        let mut old = mem.read_entry(table, index);
+        loop {
+            let val = if preserve_ad { new | (old & (PTE_A | PTE_D)) } else { new };
+            let done = |fast_path, released| EntryUpdate {
+                table,
+                level,
+                index,
+                old,
+                new: val,
+                fast_path,
+                released,
+            };
+            if is_fast_path(old, val) {
+                match mem.cas_entry(table, index, old, val) {
+                    Ok(()) => return Ok(done(true, None)),
+                    Err(seen) => {
+                        old = seen;
+                        continue;
+                    }
+                }
+            }
+            if present(val) {
+                refs::take(self, mem, ctx, table, level, val)?;
+            }
+            match mem.cas_entry(table, index, old, val) {
+                Ok(()) => {
+                    let released = refs::drop(self, mem, table, level, old);
+                    return Ok(done(false, released));
+                }
+                Err(seen) => {
+                    refs::drop(self, mem, table, level, val);
+                    old = seen;
+                }
+            }
+        }
+    }
+}
