@@ -40,7 +40,10 @@ pub fn boot_pml4_phys() -> u64 {
 
 /// Virtual range `[bottom, top)` of the boot stack.
 pub fn boot_stack() -> (u64, u64) {
-    ((&raw const boot_stack_bottom) as u64, (&raw const boot_stack_top) as u64)
+    (
+        (&raw const boot_stack_bottom) as u64,
+        (&raw const boot_stack_top) as u64,
+    )
 }
 
 /// Virtual address of physical `paddr` in the direct map, or `None` beyond its 4 GiB.

@@ -22,7 +22,9 @@ pub fn exit(code: ExitCode) -> ! {
 pub fn exit_raw(value: u8) -> ! {
     // SAFETY: port 0xf4 is the isa-debug-exit device under QEMU; on a machine without it, an
     // `out` to an unclaimed ISA port is ignored.
-    unsafe { core::arch::asm!("out dx, al", in("dx") 0xf4u16, in("al") value, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") 0xf4u16, in("al") value, options(nomem, nostack))
+    };
     loop {
         // SAFETY: interrupts are disabled first, so `hlt` stops this CPU for good.
         unsafe { core::arch::asm!("cli; hlt", options(nomem, nostack)) };

@@ -9,13 +9,17 @@ const COM1: u16 = 0x3f8;
 fn outb(port: u16, value: u8) {
     // SAFETY: COM1's registers are I/O ports owned by the console; writing them has no effect on
     // memory.
-    unsafe { core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack))
+    };
 }
 
 fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: reading a COM1 register has no side effect on memory.
-    unsafe { core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack)) };
+    unsafe {
+        core::arch::asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack))
+    };
     value
 }
 
