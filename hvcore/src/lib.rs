@@ -16,5 +16,6 @@ pub mod domain;
 pub mod frame;
 pub mod pt;
 pub mod audit;
+pub mod hypercall;
 #[cfg(any(test, loom, feature = "testkit"))]
 pub mod testkit;

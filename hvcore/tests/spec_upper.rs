@@ -222,3 +222,21 @@ fn four_level_tree_builds_and_tears_down_to_nothing() {
     }
     w.clean();
 }
+
+#[test]
+fn repointing_an_entry_at_the_same_table_never_devalidates_it() {
+    // New references are taken before old ones are dropped: toggling RW on the only L2 entry
+    // pointing at L1 1 must not let its type count touch 0 (which would stamp it).
+    let w = World::new(4);
+    w.kit.write(1, 0, pte(2, PTE_P | PTE_RW));
+    w.kit.write(0, 0, pte(1, PTE_P));
+    w.pin(0, Level::L2).unwrap();
+    let _ = w.kit.clock.tick();
+    let stamp = w.t().stamp(Mfn(1)).unwrap();
+    let tok = w.set_tok(0, Level::L2, 0, pte(1, PTE_P | PTE_RW)).unwrap();
+    assert!(!tok.fast_path);
+    assert_eq!(tok.released, Some(Mfn(1)));
+    assert_eq!(w.t().stamp(Mfn(1)), Ok(stamp), "never de-validated");
+    assert_eq!((w.c(1), w.c(2)), (1, 1));
+    w.clean();
+}

@@ -67,6 +67,8 @@ fn spec_08_84_concurrent_updates_of_one_l1_slot_leak_nothing() {
         hw.join().unwrap();
     });
     w.clean();
+    let retries = w.kit.mem.cas_failures();
+    println!("entry CAS retries: {retries}");
     let live: Vec<u64> = [w.read(0, 0), w.read(0, 1)].into_iter().filter(|e| e & PTE_P != 0).collect();
     for f in 1..8 {
         let g = 1 + live.iter().filter(|&&e| frame_of(e) == f).count() as u32;
@@ -102,6 +104,8 @@ fn spec_08_82_xsa_401_pin_versus_writable_map_of_one_frame() {
                     assert_ne!(w.read(P, SLOT), malicious, "written while a validated L1");
                     w.unpin(P).unwrap();
                 }
+                // Leave the other side a window in which P is untyped.
+                thread::yield_now();
             }
         });
         s.spawn(|| {
@@ -122,6 +126,7 @@ fn spec_08_82_xsa_401_pin_versus_writable_map_of_one_frame() {
                     }
                     Err(e) => assert_eq!(e, MmError::WritableBusy),
                 }
+                thread::yield_now();
             }
         });
     });
@@ -159,6 +164,8 @@ fn spec_08_83_xsa_242_updates_racing_the_last_unpin_leave_no_reference() {
                         1 => pte(1 + rng.below(5), PTE_P | PTE_US),
                         _ => pte(1 + rng.below(5), PTE_P | PTE_RW | PTE_US),
                     };
+                    // Two cores on the test machine: give the pinner its turns.
+                    thread::yield_now();
                     match w.set(0, Level::L1, slot, val) {
                         Ok(()) => {
                             updates.fetch_add(1, Relaxed);

@@ -65,7 +65,7 @@ impl FrameTable<'_> {
     /// Table `mfn` becomes the target of one more linear entry: it must not contain any.
     pub(crate) fn inc_linear_uses(&self, mfn: Mfn) -> Result<(), MmError> {
         self.linear_update(mfn, |v| match v {
-
+            v if v > 0 => Err(MmError::LinearChain),
             v if v <= -LINEAR_USES_MAX => Err(MmError::LinearOverflow),
             v => Ok(v - 1),
         })

@@ -17,6 +17,7 @@ use crate::sync::{AtomicU64, Ordering};
 pub struct HostMem {
     words: Vec<AtomicU64>,
     entries: usize,
+    cas_failures: AtomicU64,
 }
 
 impl HostMem {
@@ -29,7 +30,7 @@ impl HostMem {
     pub fn with_entries(frames: usize, entries: usize) -> Self {
         let entries = entries.clamp(1, ENTRIES_PER_TABLE);
         let words = (0..frames * entries).map(|_| AtomicU64::new(0)).collect();
-        Self { words, entries }
+        Self { words, entries, cas_failures: AtomicU64::new(0) }
     }
 
     fn slot(&self, mfn: Mfn, index: usize) -> &AtomicU64 {
@@ -37,6 +38,12 @@ impl HostMem {
         let frame = mfn.index().unwrap_or(usize::MAX);
         assert!(frame < self.frames(), "HostMem: frame {mfn:?} out of range");
         &self.words[frame * self.entries + index]
+    }
+
+    /// How many `cas_entry` calls failed so far (tests use it to see retry paths exercised).
+    pub fn cas_failures(&self) -> u64 {
+        // Relaxed: a statistic, read after the threads that counted were joined.
+        self.cas_failures.load(Ordering::Relaxed)
     }
 
     /// Set bits in an entry the way the CPU sets A/D bits: an atomic OR, not a software update.
@@ -68,8 +75,11 @@ impl PhysMem for HostMem {
     fn cas_entry(&self, mfn: Mfn, index: usize, old: u64, new: u64) -> Result<(), u64> {
         // AcqRel on success (see the PhysMem contract); Acquire on failure so that the value
         // returned can be acted on like a `read_entry`.
-        self.slot(mfn, index)
-            .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
-            .map(|_| ())
+        let r = self.slot(mfn, index).compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire);
+        if r.is_err() {
+            // Relaxed: a statistic.
+            self.cas_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        r.map(|_| ())
     }
 }

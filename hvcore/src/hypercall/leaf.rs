@@ -1,0 +1,117 @@
+//! L1 entry updates on behalf of a foreign domain (FD): Xen's `pg_owner` rules of spec §2.4
+//! step 3, applied around the core's `mod_entry`.
+//!
+//! The core decides "may this L1 entry map a frame of owner X" as `X == table owner ||
+//! ctx.may_map_foreign(X)`. Xen's rule, with PFD the table owner and FD the `pg_owner` of the
+//! request, is: a frame owned by FD may be mapped; a frame of any other owner only if FD ≠ PFD
+//! and FD is privileged over that owner (XSM `priv_mapping`). [`LeafCtx`] is the PFD context with
+//! `may_map_foreign` replaced by that rule. The one case the core allows and Xen does not — a
+//! frame of PFD itself while FD ≠ PFD and FD is not privileged over PFD (e.g. FD = `DOMID_IO`
+//! mapping the caller's own RAM, spec case 20) — is refused before `mod_entry` is called, unless
+//! the update would take the fast path (which takes no references, in Xen as here).
+//!
+//! I/O frames: Xen asks FD for `iomem` permission and, when FD ≠ PFD, PFD too; `DOMID_IO` as FD
+//! means "the caller's permission". The core asks `has_io_caps` of the context, which also gates
+//! PWT/PCD/PAT, so with FD ≠ PFD cache attributes need both domains' capabilities (stricter than
+//! Xen, which asks only PFD for those).
+
+use abi::domid::DOMID_IO;
+
+use super::env::HcEnv;
+use super::error::HcError;
+use crate::domain::{DomId, DomainCtx, TypeChange};
+use crate::frame::{Level, MmError};
+use crate::mem::{Mfn, PhysMem};
+use crate::pt::{EntryUpdate, adjust, check_flags, frame_of, is_fast_path, present};
+
+/// Xen's rule: may an L1 entry of PFD's table, written on behalf of FD, map a frame of `owner`?
+fn owner_allowed<E: HcEnv + ?Sized>(env: &E, pfd: DomId, fd: DomId, owner: DomId) -> bool {
+    owner == fd || (fd != pfd && env.is_privileged_over(fd, owner))
+}
+
+/// The table owner's context with Xen's FD rule for foreign frames.
+struct LeafCtx<'a, E: HcEnv + ?Sized> {
+    env: &'a E,
+    table_owner: &'a E::Dom,
+    fd: DomId,
+    io_caps: bool,
+}
+
+impl<E: HcEnv + ?Sized> DomainCtx for LeafCtx<'_, E> {
+    fn domid(&self) -> DomId {
+        self.table_owner.domid()
+    }
+    fn is_privileged(&self) -> bool {
+        self.table_owner.is_privileged()
+    }
+    fn has_io_caps(&self) -> bool {
+        self.io_caps
+    }
+    fn linear_pt_enabled(&self) -> bool {
+        self.table_owner.linear_pt_enabled()
+    }
+    fn may_map_foreign(&self, owner: DomId) -> bool {
+        owner_allowed(self.env, self.table_owner.domid(), self.fd, owner)
+    }
+    fn xen_l4_slot(&self, l4: Mfn, slot: usize) -> u64 {
+        self.table_owner.xen_l4_slot(l4, slot)
+    }
+    fn flush_retyped(&self, change: TypeChange) {
+        self.table_owner.flush_retyped(change);
+    }
+}
+
+/// I/O capability for an L1 entry written into PFD's table on behalf of FD.
+fn io_caps<E: HcEnv + ?Sized>(env: &E, table_owner: &E::Dom, fd: DomId) -> bool {
+    let pfd = table_owner.domid();
+    let fd_caps = if fd == pfd {
+        true
+    } else if fd == DOMID_IO {
+        env.domain(env.caller()).is_some_and(|d| d.has_io_caps())
+    } else {
+        env.domain(fd).is_some_and(|d| d.has_io_caps())
+    };
+    table_owner.has_io_caps() && fd_caps
+}
+
+/// Write `val` into entry `index` of L1 table `table` (owned by `table_owner`) on behalf of FD
+/// `fd`. The caller has checked that the caller may act on FD and PFD.
+pub(crate) fn update<E: HcEnv + ?Sized>(
+    env: &E,
+    table_owner: &E::Dom,
+    fd: DomId,
+    table: Mfn,
+    index: usize,
+    val: u64,
+    preserve_ad: bool,
+) -> Result<EntryUpdate, HcError> {
+    let ft = env.frames();
+    let mem = env.mem();
+    let pfd = table_owner.domid();
+    let io_caps = io_caps(env, table_owner, fd);
+    if present(val) && !owner_allowed(env, pfd, fd, pfd) {
+        check_flags(Level::L1, val, io_caps)?;
+        let target = Mfn(frame_of(val));
+        let table_ok = ft
+            .state(table)
+            .is_ok_and(|s| s.ty() == Level::L1.page_type() && s.validated() && s.owner() == pfd);
+        let target_is_pfds = ft
+            .state(target)
+            .is_ok_and(|s| s.general() > 0 && s.owner() == pfd);
+        let in_range =
+            table.index().is_some_and(|i| i < mem.frames()) && index < mem.entries_per_frame();
+        if table_ok && target_is_pfds && in_range {
+            let old = mem.read_entry(table, index);
+            if !is_fast_path(old, adjust(Level::L1, val)) {
+                return Err(MmError::FrameBusy.into());
+            }
+        }
+    }
+    let ctx = LeafCtx {
+        env,
+        table_owner,
+        fd,
+        io_caps,
+    };
+    Ok(ft.mod_entry(mem, &ctx, table, Level::L1, index, val, preserve_ad)?)
+}

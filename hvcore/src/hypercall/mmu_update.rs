@@ -1,0 +1,209 @@
+//! `HYPERVISOR_mmu_update` (hypercall 1), exactly spec §3.
+//!
+//! Order of checks: the final-return call and the continuation flag (`batch::prologue`); the
+//! start address of `reqs` (`-EFAULT`); PFD (`-ESRCH`, `-EINVAL` without a vCPU 0); FD
+//! (`-ESRCH`). Each of these early failures still writes `*pdone` (Xen's `out:` path). Then,
+//! per request: read (`-EFAULT`), decode `ptr & 7` (4..7 `-ENOSYS`), XSM on first use
+//! (`-EPERM`), and the request itself:
+//!
+//! * normal / preserve-AD / no-translate: the frame `ptr >> 12` must be a RAM frame of PFD
+//!   (`-EINVAL`), held by a general reference for the request. A validated L1 → `mod_entry`
+//!   with Xen's FD rules (`leaf`); a validated L2–L4 → FD must be PFD (XSA-109) and `mod_entry`,
+//!   remembering that a flush is needed; anything else → a raw 8-byte write under a transient
+//!   writable type reference, which fails (`-EINVAL`) for descriptor frames and tables being
+//!   validated. A table that changes type between the look and the update is looked at again
+//!   (at most [`ATTEMPTS`] times; each retry means another CPU retyped it).
+//! * machphys: PFD must be the caller (`-EPERM`); the frame must be FD's (`-EINVAL`); then
+//!   `M2P[mfn] = val` through the environment.
+//!
+//! At the end of the invocation — failed, complete or preempted alike — a full flush of PFD's
+//! dirty mask if any L2–L4 entry changed (spec §5.3, XSA-286).
+
+use abi::domid::DOMID_IO;
+use abi::mmu::{ForeignDom, MmuCmd, MmuRequest, MmuUpdate};
+
+use super::batch::{self, BatchArgs, Prologue};
+use super::decode::{permitted, pg_owner, pt_owner};
+use super::env::{HcEnv, guest_addr_ok};
+use super::error::{HcError, Invalid};
+use super::{HcResult, leaf, tlb};
+use crate::domain::DomId;
+use crate::flush::{FlushKind, FlushToken};
+use crate::frame::{Level, MmError, PageType, owned};
+use crate::mem::{Mfn, PhysMem};
+
+/// How often one request looks at its frame's type before giving up with `-EINVAL`.
+const ATTEMPTS: usize = 4;
+
+/// `mmu_update(reqs, count, pdone, foreigndom)`: apply the `mmu_update_t` array at guest
+/// address `reqs` (spec §3). `count` and `foreigndom` are the 32-bit register values.
+pub fn mmu_update<E: HcEnv + ?Sized>(
+    env: &mut E,
+    reqs: u64,
+    count: u32,
+    pdone: u64,
+    foreigndom: u32,
+) -> HcResult {
+    let args = BatchArgs {
+        ops: reqs,
+        count,
+        pdone,
+        foreigndom,
+    };
+    let (count, done) = match batch::prologue(env, &args) {
+        Prologue::Final(v) => return HcResult::Done(Ok(v)),
+        Prologue::Run { count, done } => (count, done),
+    };
+    let owners = if guest_addr_ok(reqs) {
+        let names = ForeignDom::decode(foreigndom);
+        pt_owner(env, names.pfd).and_then(|pfd| Ok((pfd, pg_owner(env, names.fd)?)))
+    } else {
+        Err(HcError::Fault)
+    };
+    let (pfd, fd) = match owners {
+        Ok(owners) => owners,
+        Err(e) => {
+            batch::write_done(env, pdone, done);
+            return HcResult::Done(Err(e));
+        }
+    };
+    let mut batch_state = Batch {
+        pfd,
+        fd,
+        xsm_checked: false,
+        flush: false,
+    };
+    let progress = batch::run(env, reqs, count, |env, req: MmuUpdate| {
+        batch_state.apply(env, req)
+    });
+    if batch_state.flush {
+        let token = FlushToken::new(env.dirty_mask(pfd), FlushKind::Full);
+        tlb::emit(env, token);
+    }
+    batch::finish(env, &args, count, done, MmuUpdate::SIZE, progress)
+}
+
+/// Per-invocation state.
+struct Batch {
+    pfd: DomId,
+    fd: DomId,
+    xsm_checked: bool,
+    /// An L2–L4 entry changed: flush PFD's dirty mask at the end.
+    flush: bool,
+}
+
+impl Batch {
+    fn apply<E: HcEnv + ?Sized>(&mut self, env: &E, req: MmuUpdate) -> Result<(), HcError> {
+        let req = req.decode().map_err(|_| HcError::UnknownCommand)?;
+        match req.cmd {
+            MmuCmd::MachphysUpdate => self.machphys(env, req),
+            cmd => {
+                if !self.xsm_checked {
+                    // XSM_TARGET on FD (unless it is DOMID_IO) and on PFD (spec §3.2 step 7).
+                    if self.fd != DOMID_IO {
+                        permitted(env, self.fd)?;
+                    }
+                    permitted(env, self.pfd)?;
+                    self.xsm_checked = true;
+                }
+                self.pt_update(env, req, cmd == MmuCmd::PtUpdatePreserveAd)
+            }
+        }
+    }
+
+    /// MMU_MACHPHYS_UPDATE (spec §3.4).
+    fn machphys<E: HcEnv + ?Sized>(&self, env: &E, req: MmuRequest) -> Result<(), HcError> {
+        if self.pfd != env.caller() {
+            return Err(HcError::NotPermitted);
+        }
+        if self.fd != DOMID_IO {
+            permitted(env, self.fd)?;
+        }
+        let mfn = Mfn(req.addr >> 12);
+        let ft = env.frames();
+        ft.get_page(mfn, self.fd)?;
+        env.set_m2p(mfn, req.val);
+        owned(ft.put_page(mfn));
+        Ok(())
+    }
+
+    /// The page-table commands (spec §3.3).
+    fn pt_update<E: HcEnv + ?Sized>(
+        &mut self,
+        env: &E,
+        req: MmuRequest,
+        preserve_ad: bool,
+    ) -> Result<(), HcError> {
+        let ft = env.frames();
+        let mem = env.mem();
+        let mfn = Mfn(req.addr >> 12);
+        let index = ((req.addr & 0xFFF) >> 3) as usize;
+        if mfn.index().is_none_or(|i| i >= mem.frames()) || index >= mem.entries_per_frame() {
+            return Err(Invalid::BadFrame.into());
+        }
+        ft.get_page(mfn, self.pfd)?;
+        let r = self.update_held(env, mfn, index, req.val, preserve_ad);
+        owned(ft.put_page(mfn));
+        r
+    }
+
+    /// `pt_update` with a general reference held on `mfn`.
+    fn update_held<E: HcEnv + ?Sized>(
+        &mut self,
+        env: &E,
+        mfn: Mfn,
+        index: usize,
+        val: u64,
+        preserve_ad: bool,
+    ) -> Result<(), HcError> {
+        let ft = env.frames();
+        let mem = env.mem();
+        let owner = env.domain(self.pfd).ok_or(HcError::NoSuchDomain)?;
+        for _ in 0..ATTEMPTS {
+            let s = ft.state(mfn)?;
+            let level = match s.ty().level() {
+                Some(level) if s.type_count() > 0 && s.validated() => level,
+                _ => return raw_write(env, owner, mfn, index, val),
+            };
+            let r = if level == Level::L1 {
+                leaf::update(env, owner, self.fd, mfn, index, val, preserve_ad)
+            } else if self.fd != self.pfd {
+                return Err(Invalid::ForeignUpperEntry.into());
+            } else {
+                ft.mod_entry(mem, owner, mfn, level, index, val, preserve_ad)
+                    .map_err(HcError::Mm)
+            };
+            match r {
+                Ok(update) => {
+                    self.flush |= update.needs_flush();
+                    return Ok(());
+                }
+                // The table stopped being a validated table of that level meanwhile.
+                Err(HcError::Mm(MmError::NotValidated)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Invalid::NotUpdatable.into())
+    }
+}
+
+/// Write 8 bytes into a data frame under a transient writable type reference (spec §3.3: "so
+/// mmu_update doubles as write 8 bytes into any of my plain data pages").
+fn raw_write<E: HcEnv + ?Sized>(
+    env: &E,
+    owner: &E::Dom,
+    mfn: Mfn,
+    index: usize,
+    val: u64,
+) -> Result<(), HcError> {
+    let ft = env.frames();
+    let mem = env.mem();
+    ft.get_page_type(mem, owner, mfn, PageType::Writable)
+        .map_err(|e| match e {
+            MmError::TypeMismatch => HcError::Invalid(Invalid::NotUpdatable),
+            e => HcError::Mm(e),
+        })?;
+    mem.write_entry(mfn, index, val);
+    owned(ft.put_page_type(mem, mfn));
+    Ok(())
+}
