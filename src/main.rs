@@ -18,6 +18,8 @@ mod kmain;
 #[cfg(target_os = "none")]
 mod mem;
 #[cfg(target_os = "none")]
+mod pv;
+#[cfg(target_os = "none")]
 mod selftest;
 
 #[cfg(not(target_os = "none"))]

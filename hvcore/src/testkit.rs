@@ -116,7 +116,10 @@ pub fn test_xen_l4_slot(l4: Mfn, slot: usize) -> u64 {
     match slot {
         256 => make_pte(TEST_M2P_FRAME, PTE_P | PTE_US | PTE_A | PTE_NX),
         258 => make_pte(l4.0, PTE_P | PTE_RW | PTE_A | PTE_D | PTE_NX),
-        _ => make_pte(TEST_M2P_FRAME + 1 + slot as u64, PTE_P | PTE_RW | PTE_A | PTE_D),
+        _ => make_pte(
+            TEST_M2P_FRAME + 1 + slot as u64,
+            PTE_P | PTE_RW | PTE_A | PTE_D,
+        ),
     }
 }
 
@@ -192,9 +195,10 @@ impl Kit {
     /// Audit with `extra` references and no cross-domain permissions beyond `foreign`.
     pub fn audit_with(&self, extra: &[ExtraRef], foreign: &[(DomId, DomId)]) -> AuditReport {
         let mut scratch = alloc::vec![AuditScratch::default(); self.frames.len()];
-        self.table().audit(&self.mem, extra, &mut scratch, |mapper, owner| {
-            foreign.contains(&(mapper, owner))
-        })
+        self.table()
+            .audit(&self.mem, extra, &mut scratch, |mapper, owner| {
+                foreign.contains(&(mapper, owner))
+            })
     }
 
     /// Audit with `extra` references.

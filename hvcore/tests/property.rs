@@ -15,16 +15,10 @@
 //! xorshift64*, fixed seeds (override with `HVCORE_PROP_SEED` / `HVCORE_PROP_STEPS`).
 
 mod mm_common;
+mod property_model;
 use mm_common::*;
+use property_model::*;
 use std::collections::BTreeMap;
-
-/// Frames 0..20 belong to DOM, 20..22 to domain 2, 22..24 are free, 24.. is not RAM.
-const N: u64 = 24;
-const OURS: u64 = 20;
-const THEIRS: u64 = 22;
-const SLOTS: [usize; 9] = [0, 1, 2, 3, 255, 256, 258, 272, 511];
-/// Flags every generated present entry carries (a fixed point of the adjustment at all levels).
-const BASE: u64 = PTE_P | PTE_US | PTE_A | PTE_GUEST_KERNEL;
 
 struct Rng(u64);
 impl Rng {
@@ -43,58 +37,6 @@ impl Rng {
     fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len() as u64) as usize]
     }
-}
-
-/// Per-frame snapshot of what a failed operation must leave untouched.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-struct Snap {
-    general: u32,
-    type_count: u32,
-    pinned: bool,
-    allocated: bool,
-    owner: DomId,
-    live_type: Option<(PageType, bool)>,
-    linear: i32,
-}
-
-fn snap(w: &World) -> Vec<Snap> {
-    (0..N)
-        .map(|f| {
-            let s = w.s(f);
-            Snap {
-                general: s.general(),
-                type_count: s.type_count(),
-                pinned: s.pinned(),
-                allocated: s.allocated(),
-                owner: s.owner(),
-                live_type: (s.type_count() > 0).then_some((s.ty(), s.validated())),
-                linear: w.t().linear_count(Mfn(f)).unwrap(),
-            }
-        })
-        .collect()
-}
-
-struct Model {
-    shadow: Vec<u64>,
-    pins: BTreeMap<u64, Level>,
-}
-
-impl Model {
-    fn get(&self, f: u64, i: usize) -> u64 {
-        self.shadow[f as usize * 512 + i]
-    }
-    fn put(&mut self, f: u64, i: usize, v: u64) {
-        self.shadow[f as usize * 512 + i] = v;
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Pin(u64, Level),
-    Unpin(u64),
-    Mod { table: u64, level: Level, index: usize, val: u64, preserve: bool },
-    DataWrite(u64, usize, u64),
-    HwAd(u64, usize),
 }
 
 /// A random entry for a table at `level` (or for raw data when `None`). Targets are biased
@@ -122,14 +64,28 @@ fn random_entry(rng: &mut Rng, w: &World, table: u64, level: Option<Level>) -> u
             _ => vec![table],
         },
     };
-    let target = if candidates.is_empty() { rng.below(N) } else { rng.pick(&candidates) };
+    let target = if candidates.is_empty() {
+        rng.below(N)
+    } else {
+        rng.pick(&candidates)
+    };
     if rng.chance(10) {
         // Not present: anything at all.
         return rng.next() & !PTE_P;
     }
     let mut flags = BASE;
-    let rw = if level.is_some_and(|l| l != Level::L1) { 15 } else { 35 };
-    for (bit, percent) in [(PTE_RW, rw), (PTE_D, 20), (PTE_NX, 20), (1 << 9, 10), (1 << 57, 10)] {
+    let rw = if level.is_some_and(|l| l != Level::L1) {
+        15
+    } else {
+        35
+    };
+    for (bit, percent) in [
+        (PTE_RW, rw),
+        (PTE_D, 20),
+        (PTE_NX, 20),
+        (1 << 9, 10),
+        (1 << 57, 10),
+    ] {
         if rng.chance(percent) {
             flags |= bit;
         }
@@ -147,18 +103,28 @@ fn random_op(rng: &mut Rng, w: &World, model: &Model) -> Op {
         0..=19 => Op::Pin(frame, level),
         20..=25 => {
             let pinned: Vec<u64> = model.pins.keys().copied().collect();
-            Op::Unpin(if !pinned.is_empty() && rng.chance(85) { rng.pick(&pinned) } else { frame })
+            Op::Unpin(if !pinned.is_empty() && rng.chance(85) {
+                rng.pick(&pinned)
+            } else {
+                frame
+            })
         }
         26..=79 => {
             // Mostly tables that are validated now, at their level.
             let live: Vec<(u64, Level)> = (0..N)
                 .filter_map(|f| {
                     let s = w.s(f);
-                    s.ty().level().filter(|_| s.type_count() > 0 && s.validated()).map(|l| (f, l))
+                    s.ty()
+                        .level()
+                        .filter(|_| s.type_count() > 0 && s.validated())
+                        .map(|l| (f, l))
                 })
                 .collect();
-            let (table, level) =
-                if !live.is_empty() && rng.chance(92) { rng.pick(&live) } else { (frame, level) };
+            let (table, level) = if !live.is_empty() && rng.chance(92) {
+                rng.pick(&live)
+            } else {
+                (frame, level)
+            };
             let index = rng.pick(&SLOTS);
             // Sometimes re-use the current value with only fast-path bits toggled.
             let old = model.get(table, index);
@@ -167,153 +133,25 @@ fn random_op(rng: &mut Rng, w: &World, model: &Model) -> Op {
             } else {
                 random_entry(rng, w, table, Some(level))
             };
-            Op::Mod { table, level, index, val, preserve: rng.chance(25) }
+            Op::Mod {
+                table,
+                level,
+                index,
+                val,
+                preserve: rng.chance(25),
+            }
         }
         80..=91 => {
             // Data written for a later pin: entries fit for a random level, or cleared.
             let as_level = rng.pick(&[None, Some(Level::L1), Some(Level::L2), Some(Level::L3)]);
-            let val = if rng.chance(40) { 0 } else { random_entry(rng, w, frame, as_level) };
+            let val = if rng.chance(40) {
+                0
+            } else {
+                random_entry(rng, w, frame, as_level)
+            };
             Op::DataWrite(frame, rng.pick(&SLOTS), val)
         }
         _ => Op::HwAd(frame, rng.pick(&SLOTS)),
-    }
-}
-
-/// Errors that only a hypervisor bug can produce.
-fn internal(e: MmError) -> bool {
-    matches!(e, MmError::CountUnderflow | MmError::CorruptState | MmError::MissingGeneralRef)
-}
-
-fn flag_error(level: Level, v: u64) -> Option<MmError> {
-    if v & PTE_P == 0 {
-        return None;
-    }
-    match level {
-        Level::L1 if v & (PTE_PCD | PTE_PWT | PTE_PSE) != 0 => Some(MmError::CacheAttr),
-        Level::L1 => None,
-        Level::L2 | Level::L3 if v & PTE_PSE != 0 => Some(MmError::Superpage),
-        _ if v & (PTE_G | PTE_PCD | PTE_PWT | PTE_PSE) != 0 => Some(MmError::BadFlags),
-        _ => None,
-    }
-}
-
-fn live_table(s: FrameState, level: Level) -> bool {
-    s.ty() == level.page_type() && s.type_count() > 0 && s.validated()
-}
-
-fn is_fast(old: u64, new: u64) -> bool {
-    let fast = PTE_NX | (0x7FF << 52) | (0x7 << 9) | PTE_G | PTE_D | PTE_A | PTE_US;
-    old & PTE_P != 0 && new & PTE_P != 0 && (old ^ new) & !fast == 0
-}
-
-/// What the model is sure of: `Some(Ok(fast_path))`, `Some(Err(e))`, or `None` (either).
-fn predict(w: &World, model: &Model, op: Op) -> Option<Result<bool, MmError>> {
-    let owned = |f: u64| f < OURS;
-    match op {
-        Op::Unpin(f) => Some(if model.pins.contains_key(&f) {
-            Ok(false)
-        } else if !owned(f) {
-            Err(if f < THEIRS { MmError::WrongOwner } else { MmError::NotAllocated })
-        } else {
-            Err(MmError::NotPinned)
-        }),
-        Op::Pin(f, level) => {
-            if !owned(f) {
-                return Some(Err(if f < THEIRS { MmError::WrongOwner } else { MmError::NotAllocated }));
-            }
-            match model.pins.get(&f) {
-                Some(&l) if l == level => Some(Err(MmError::AlreadyPinned)),
-                Some(_) => Some(Err(MmError::TypeMismatch)),
-                None => {
-                    let s = w.s(f);
-                    (s.type_count() > 0 && s.ty() != level.page_type())
-                        .then_some(Err(MmError::TypeMismatch))
-                }
-            }
-        }
-        Op::DataWrite(f, ..) => Some(if !owned(f) {
-            Err(if f < THEIRS { MmError::WrongOwner } else { MmError::NotAllocated })
-        } else {
-            let s = w.s(f);
-            if s.type_count() == 0 || s.ty() == PageType::Writable {
-                Ok(false)
-            } else {
-                Err(MmError::TypeMismatch)
-            }
-        }),
-        Op::HwAd(..) => Some(Ok(false)),
-        Op::Mod { table, level, index, val, preserve } => {
-            if level == Level::L4 && is_xen_l4_slot(index) {
-                return Some(Err(MmError::XenSlot));
-            }
-            if let Some(e) = flag_error(level, val) {
-                return Some(Err(e));
-            }
-            if !owned(table) {
-                return Some(Err(if table < THEIRS {
-                    MmError::WrongOwner
-                } else {
-                    MmError::NotAllocated
-                }));
-            }
-            if !live_table(w.s(table), level) {
-                return Some(Err(MmError::NotValidated));
-            }
-            let old = model.get(table, index);
-            let new = if preserve { val | (old & (PTE_A | PTE_D)) } else { val };
-            if is_fast(old, new) {
-                return Some(Ok(true));
-            }
-            if new & PTE_P == 0 {
-                return Some(Ok(false));
-            }
-            let target = frame_of(new);
-            let rw = new & PTE_RW != 0;
-            if level == Level::L1 {
-                if target >= N {
-                    return Some(Err(MmError::MmioDenied));
-                }
-                if !owned(target) {
-                    return Some(Err(MmError::FrameBusy));
-                }
-                let s = w.s(target);
-                let writable_ok = s.type_count() == 0 || s.ty() == PageType::Writable;
-                return Some(if !rw || writable_ok { Ok(false) } else { Err(MmError::WritableBusy) });
-            }
-            if target == table {
-                return Some(if rw { Err(MmError::LinearWritable) } else { Ok(false) });
-            }
-            if target >= N || !owned(target) {
-                return Some(Err(MmError::BadChild));
-            }
-            None
-        }
-    }
-}
-
-fn apply(w: &World, op: Op) -> Result<Option<EntryUpdate>, MmError> {
-    let t = w.t();
-    match op {
-        Op::Pin(f, l) => w.pin(f, l).map(|()| None),
-        Op::Unpin(f) => w.unpin(f).map(|()| None),
-        Op::Mod { table, level, index, val, preserve } => t
-            .mod_entry(&w.kit.mem, &w.dom, Mfn(table), level, index, val, preserve)
-            .map(Some),
-        Op::DataWrite(f, i, v) => w.data_write(f, i, v).map(|()| None),
-        Op::HwAd(f, i) => {
-            if w.read(f, i) & PTE_P != 0 {
-                w.kit.mem.hw_set_bits(Mfn(f), i, PTE_A | PTE_D);
-            }
-            Ok(None)
-        }
-    }
-}
-
-fn check_memory(w: &World, model: &Model, ctx: &str) {
-    for f in 0..N {
-        for i in 0..512 {
-            assert_eq!(w.read(f, i), model.get(f, i), "{ctx}: memory of frame {f} slot {i}");
-        }
     }
 }
 
@@ -321,8 +159,14 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
     let kit = Kit::new(N as usize);
     kit.assign_range(0..OURS, DOM);
     kit.assign_range(OURS..THEIRS, 2);
-    let w = World { kit, dom: TestDomain::new(DOM) };
-    let mut model = Model { shadow: vec![0; N as usize * 512], pins: BTreeMap::new() };
+    let w = World {
+        kit,
+        dom: TestDomain::new(DOM),
+    };
+    let mut model = Model {
+        shadow: vec![0; N as usize * 512],
+        pins: BTreeMap::new(),
+    };
     let mut rng = Rng(seed | 1);
     let (mut oks, mut deep) = (0, 0);
     for step in 0..steps {
@@ -377,14 +221,33 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
                 Err(e) => format!("{e:?}"),
             };
             *STATS.lock().unwrap().entry((kind, outcome)).or_insert(0) += 1;
-            let live = (0..N).filter(|&f| w.s(f).type_count() > 0 && w.s(f).ty().level().is_some()).count();
-            let lin = (0..N).filter(|&f| w.t().linear_count(Mfn(f)).unwrap() > 0).count();
-            *STATS.lock().unwrap().entry((format!("live tables {live}"), String::new())).or_insert(0) += 1;
-            *STATS.lock().unwrap().entry((format!("linear containers {lin}"), String::new())).or_insert(0) += 1;
+            let live = (0..N)
+                .filter(|&f| w.s(f).type_count() > 0 && w.s(f).ty().level().is_some())
+                .count();
+            let lin = (0..N)
+                .filter(|&f| w.t().linear_count(Mfn(f)).unwrap() > 0)
+                .count();
+            *STATS
+                .lock()
+                .unwrap()
+                .entry((format!("live tables {live}"), String::new()))
+                .or_insert(0) += 1;
+            *STATS
+                .lock()
+                .unwrap()
+                .entry((format!("linear containers {lin}"), String::new()))
+                .or_insert(0) += 1;
         }
         if result.is_ok() {
             oks += 1;
-            if matches!(op, Op::Pin(..) | Op::Mod { level: Level::L2 | Level::L3 | Level::L4, .. }) {
+            if matches!(
+                op,
+                Op::Pin(..)
+                    | Op::Mod {
+                        level: Level::L2 | Level::L3 | Level::L4,
+                        ..
+                    }
+            ) {
                 deep += 1;
             }
         }
@@ -397,10 +260,14 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
             }
         }
         // Touched entries read back as the model says; all of memory now and then.
-        if let Op::Mod { table, index, .. } | Op::DataWrite(table, index, _) = op {
-            if table < N {
-                assert_eq!(w.read(table, index), model.get(table, index), "{ctx}: entry");
-            }
+        if let Op::Mod { table, index, .. } | Op::DataWrite(table, index, _) = op
+            && table < N
+        {
+            assert_eq!(
+                w.read(table, index),
+                model.get(table, index),
+                "{ctx}: entry"
+            );
         }
         if step % 64 == 0 {
             check_memory(&w, &model, &ctx);
@@ -411,7 +278,10 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
             let want = model.pins.get(&f).copied();
             assert_eq!(s.pinned(), want.is_some(), "{ctx}: pinned flag of {f}");
             if let Some(level) = want {
-                assert!(live_table(s, level), "{ctx}: pinned {f} is a validated {level:?}");
+                assert!(
+                    live_table(s, level),
+                    "{ctx}: pinned {f} is a validated {level:?}"
+                );
             }
         }
         let report = w.kit.audit_with(&[], &[]);
@@ -430,7 +300,11 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
     for f in 0..N {
         let s = w.s(f);
         let alloc = u32::from(f < THEIRS);
-        assert_eq!((s.general(), s.type_count()), (alloc, 0), "seed {seed:#x}: frame {f} leaked");
+        assert_eq!(
+            (s.general(), s.type_count()),
+            (alloc, 0),
+            "seed {seed:#x}: frame {f} leaked"
+        );
         assert_eq!(w.t().linear_count(Mfn(f)), Ok(0));
     }
     w.clean();
@@ -442,9 +316,13 @@ static STATS: std::sync::Mutex<BTreeMap<(String, String), usize>> =
 
 #[test]
 fn random_operation_sequences_keep_every_invariant() {
-    let steps: usize =
-        std::env::var("HVCORE_PROP_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(5000);
-    let seeds: Vec<u64> = match std::env::var("HVCORE_PROP_SEED").ok().and_then(|s| s.parse().ok())
+    let steps: usize = std::env::var("HVCORE_PROP_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000);
+    let seeds: Vec<u64> = match std::env::var("HVCORE_PROP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
     {
         Some(seed) => vec![seed],
         None => vec![0x9E37_79B9_7F4A_7C15, 0xD1B5_4A32_D192_ED03, 42, 0xC0FFEE],
@@ -452,9 +330,17 @@ fn random_operation_sequences_keep_every_invariant() {
     for seed in seeds {
         let (oks, deep) = run(seed, steps);
         // The generator must actually build structures, or the test proves little.
-        assert!(oks > steps / 5, "seed {seed:#x}: only {oks} operations succeeded");
-        assert!(deep > steps / 50, "seed {seed:#x}: only {deep} pins / upper-level updates");
-        println!("seed {seed:#x}: {oks} of {steps} operations succeeded, {deep} pins/upper updates");
+        assert!(
+            oks > steps / 5,
+            "seed {seed:#x}: only {oks} operations succeeded"
+        );
+        assert!(
+            deep > steps / 50,
+            "seed {seed:#x}: only {deep} pins / upper-level updates"
+        );
+        println!(
+            "seed {seed:#x}: {oks} of {steps} operations succeeded, {deep} pins/upper updates"
+        );
     }
     for ((k, o), n) in STATS.lock().unwrap().iter() {
         println!("{k:>24} {o:>16} {n}");

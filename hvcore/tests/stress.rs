@@ -54,7 +54,8 @@ fn spec_08_84_concurrent_updates_of_one_l1_slot_leak_nothing() {
                         };
                         let slot = (rng.below(4) == 0) as usize;
                         let preserve = rng.below(3) == 0;
-                        let r = t.mod_entry(&w.kit.mem, &w.dom, Mfn(0), Level::L1, slot, val, preserve);
+                        let r =
+                            t.mod_entry(&w.kit.mem, &w.dom, Mfn(0), Level::L1, slot, val, preserve);
                         assert!(r.is_ok(), "{r:?}");
                     }
                 })
@@ -69,10 +70,16 @@ fn spec_08_84_concurrent_updates_of_one_l1_slot_leak_nothing() {
     w.clean();
     let retries = w.kit.mem.cas_failures();
     println!("entry CAS retries: {retries}");
-    let live: Vec<u64> = [w.read(0, 0), w.read(0, 1)].into_iter().filter(|e| e & PTE_P != 0).collect();
+    let live: Vec<u64> = [w.read(0, 0), w.read(0, 1)]
+        .into_iter()
+        .filter(|e| e & PTE_P != 0)
+        .collect();
     for f in 1..8 {
         let g = 1 + live.iter().filter(|&&e| frame_of(e) == f).count() as u32;
-        let c = live.iter().filter(|&&e| frame_of(e) == f && e & PTE_RW != 0).count() as u32;
+        let c = live
+            .iter()
+            .filter(|&&e| frame_of(e) == f && e & PTE_RW != 0)
+            .count() as u32;
         assert_eq!((w.g(f), w.c(f)), (g, c), "frame {f}");
     }
 }
@@ -98,7 +105,11 @@ fn spec_08_82_xsa_401_pin_versus_writable_map_of_one_frame() {
                 }
                 if w.pin(P, Level::L1).is_ok() {
                     pins.fetch_add(1, Relaxed);
-                    assert_ne!(w.read(P, SLOT), malicious, "validated an L1 with a bad entry");
+                    assert_ne!(
+                        w.read(P, SLOT),
+                        malicious,
+                        "validated an L1 with a bad entry"
+                    );
                     assert!(w.s(P).validated() && w.ty(P) == PageType::L1);
                     thread::yield_now();
                     assert_ne!(w.read(P, SLOT), malicious, "written while a validated L1");
@@ -131,7 +142,10 @@ fn spec_08_82_xsa_401_pin_versus_writable_map_of_one_frame() {
         });
     });
     let (pins, maps) = (pins.load(Relaxed), maps.load(Relaxed));
-    assert!(pins > 0 && maps > 0, "both sides must make progress: {pins} pins, {maps} maps");
+    assert!(
+        pins > 0 && maps > 0,
+        "both sides must make progress: {pins} pins, {maps} maps"
+    );
     assert_eq!((w.g(P), w.c(P)), (1, 0));
     w.clean();
 }
@@ -181,11 +195,21 @@ fn spec_08_83_xsa_242_updates_racing_the_last_unpin_leave_no_reference() {
         pinner.join().unwrap();
         done.store(true, Relaxed);
     });
-    assert!(updates.load(Relaxed) > 0, "updates must have landed while pinned");
+    assert!(
+        updates.load(Relaxed) > 0,
+        "updates must have landed while pinned"
+    );
     let s0 = w.s(0);
-    assert_eq!((s0.type_count(), s0.validated(), s0.general()), (0, false, 1));
+    assert_eq!(
+        (s0.type_count(), s0.validated(), s0.general()),
+        (0, false, 1)
+    );
     for f in 1..6 {
-        assert_eq!((w.g(f), w.c(f)), (1, 0), "frame {f}: reference left behind de-validation");
+        assert_eq!(
+            (w.g(f), w.c(f)),
+            (1, 0),
+            "frame {f}: reference left behind de-validation"
+        );
     }
     w.clean();
 }
@@ -221,7 +245,9 @@ fn concurrent_validation_of_a_shared_child_waits_and_never_deadlocks() {
         }
         s.spawn(|| {
             for _ in 0..ITERS / 4 {
-                if w.set(3, Level::L1, 0, pte(2, PTE_P | PTE_RW | PTE_US)).is_ok() {
+                if w.set(3, Level::L1, 0, pte(2, PTE_P | PTE_RW | PTE_US))
+                    .is_ok()
+                {
                     ok_maps.fetch_add(1, Relaxed);
                     w.set(3, Level::L1, 0, 0).unwrap();
                 }

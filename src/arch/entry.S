@@ -1,6 +1,10 @@
 /* Exception entry stubs. Each stub is 16 bytes: it pushes a dummy error code where the CPU pushes
  * none, then the vector, and jumps to trap_common, which saves the general registers in the
- * order of `TrapFrame` (src/arch/trap.rs) and calls trap_dispatch(frame). */
+ * order of `TrapFrame` (src/arch/trap.rs) and calls trap_dispatch(frame).
+ *
+ * From ring 3 (a PV guest) trap_common first executes swapgs, so the hypervisor's GS base is
+ * back (see src/pv/entry.S); trap_dispatch then never returns for such a trap (the vCPU leaves
+ * through pv_exit_to_host), but the return path swaps back symmetrically all the same. */
 
 .section .text, "ax"
 .balign 16
@@ -20,7 +24,10 @@ trap_stubs:
 .endr
 
 trap_common:
-    push %rax
+    testb $3, 24(%rsp)              /* CS of the interrupted context, above vector and error */
+    jz 1f
+    swapgs
+1:  push %rax
     push %rbx
     push %rcx
     push %rdx
@@ -54,4 +61,7 @@ trap_common:
     pop %rbx
     pop %rax
     add $16, %rsp
-    iretq
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:  iretq

@@ -77,3 +77,16 @@ pub unsafe fn load_idt() {
     // SAFETY: IDT is initialised and permanent (caller's contract).
     unsafe { (*(&raw const IDT)).load() };
 }
+
+/// Sets the BSP's ring-0 stack for entries from ring 3 (TSS.rsp0), used by exceptions taken
+/// while a guest runs.
+///
+/// # Safety
+///
+/// Call on the BSP with interrupts off; `top` must be the top of a 16-byte aligned stack that
+/// nothing else uses.
+pub unsafe fn set_bsp_rsp0(top: u64) {
+    // SAFETY: the BSP's TSS is only written on the BSP (the caller's contract); the CPU reads
+    // rsp0 only on a privilege change, which cannot happen while interrupts are off here.
+    unsafe { (*(&raw mut BSP_TSS)).rsp0 = top };
+}

@@ -2,8 +2,12 @@
 //!
 //! Every exception in the hypervisor itself is fatal for now: it prints a register dump with the
 //! faulting RIP (the harness symbolises `rip:` lines with the image's symbols), a frame-pointer
-//! backtrace when the stack allows, and ends the run with the failure code. Guest exceptions will
-//! be bounced to the guest instead, once guests run.
+//! backtrace when the stack allows, and ends the run with the failure code.
+//!
+//! An exception from ring 3 is a PV guest's (guest kernel and user both run there): it goes to
+//! `pv::guest_exception`, which hands it to the vCPU's run loop (bounce to the guest's handler,
+//! or kill the domain) and never returns here. NMI, #DF and #MC stay fatal wherever they hit:
+//! they are machine events, not guest faults.
 
 use core::fmt;
 
@@ -48,6 +52,11 @@ const NAMES: [&str; 32] = [
     "#SX security", "reserved 31",
 ];
 
+/// The name of exception `vector` ("#PF page fault", …).
+pub fn exception_name(vector: u64) -> &'static str {
+    NAMES.get(vector as usize).copied().unwrap_or("unknown vector")
+}
+
 fn read_cr2() -> u64 {
     let value: u64;
     // SAFETY: reading CR2 has no side effects; we run at CPL 0.
@@ -75,9 +84,17 @@ impl fmt::Display for TrapFrame {
     }
 }
 
+/// Vectors that are never a guest's to handle: NMI, #DF, #MC.
+const MACHINE_VECTORS: [u64; 3] = [2, 8, 18];
+
 /// Called by `trap_common` with the saved frame.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.cs & 3 == 3 && !MACHINE_VECTORS.contains(&frame.vector) {
+        // CR2 first: nothing after this point may fault before it is read.
+        let cr2 = if frame.vector == 14 { read_cr2() } else { 0 };
+        crate::pv::guest_exception(frame, cr2);
+    }
     let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown vector");
     crate::console::raw(format_args!(
         "\n*** argon: FATAL EXCEPTION {} (vector {}) in the hypervisor ***\n{}\n",
@@ -93,11 +110,13 @@ pub fn print_backtrace(mut rbp: u64) {
     let Some((bottom, top)) = crate::arch::current_stack() else { return };
     crate::console::raw(format_args!("backtrace:\n"));
     for _ in 0..16 {
-        if rbp % 8 != 0 || rbp < bottom || rbp + 16 > top {
+        if !rbp.is_multiple_of(8) || rbp < bottom || rbp + 16 > top {
             break;
         }
         // SAFETY: rbp is 8-byte aligned and [rbp, rbp + 16) lies inside this CPU's mapped stack.
-        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
+        let next = unsafe { *(rbp as *const u64) };
+        // SAFETY: as above.
+        let ret = unsafe { *((rbp + 8) as *const u64) };
         if ret == 0 {
             break;
         }

@@ -14,6 +14,7 @@ mod prereq;
 mod qemu;
 mod symbols;
 mod tests;
+mod tests_guest;
 mod tests_smp;
 mod xen;
 

@@ -253,7 +253,10 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
     for (name, body) in [("dom0.img", "not a kernel yet\n"), ("domu.img", "nor this\n")] {
         std::fs::write(fixtures.join(name), body).map_err(|e| format!("fixture {name}: {e}"))?;
     }
-    for c in boot_cases(&fixtures) {
+    let guest = crate::xen::build_guest()?;
+    let mut cases = boot_cases(&fixtures);
+    cases.extend(crate::tests_guest::cases(&guest));
+    for c in cases {
         if filter.as_deref().is_some_and(|f| !c.name.contains(f)) {
             continue;
         }

@@ -61,19 +61,38 @@ impl FrameTable<'_> {
         };
         self.audit_states(scratch, &mut emit);
         for x in extra {
-            let Some(slot) = x.mfn.index().and_then(|i| scratch.get_mut(i)) else { continue };
+            let Some(slot) = x.mfn.index().and_then(|i| scratch.get_mut(i)) else {
+                continue;
+            };
             slot.general += 1;
             if let Some(ty) = x.ty {
                 slot.typed += 1;
                 if snapshot(slot).is_some_and(|s| s.ty() != ty) {
-                    emit(Finding::State { mfn: x.mfn, problem: StateProblem::ExtraTypeMismatch });
+                    emit(Finding::State {
+                        mfn: x.mfn,
+                        problem: StateProblem::ExtraTypeMismatch,
+                    });
                 }
             }
         }
         for t in 0..n.min(mem.frames()) {
-            let Some(s) = snapshot(&scratch[t]) else { continue };
-            if let Some(level) = s.ty().level().filter(|_| s.type_count() > 0 && s.validated()) {
-                audit_table(mem, scratch, Mfn(t as u64), s, level, &may_map_foreign, &mut emit);
+            let Some(s) = snapshot(&scratch[t]) else {
+                continue;
+            };
+            if let Some(level) = s
+                .ty()
+                .level()
+                .filter(|_| s.type_count() > 0 && s.validated())
+            {
+                audit_table(
+                    mem,
+                    scratch,
+                    Mfn(t as u64),
+                    s,
+                    level,
+                    &may_map_foreign,
+                    &mut emit,
+                );
             }
         }
         for (i, slot) in scratch.iter().enumerate() {
@@ -87,11 +106,20 @@ impl FrameTable<'_> {
             ];
             for (field, expected, actual) in counts {
                 if expected != actual {
-                    emit(Finding::Count { mfn, field, expected, actual });
+                    emit(Finding::Count {
+                        mfn,
+                        field,
+                        expected,
+                        actual,
+                    });
                 }
             }
             if slot.rw_maps > 0 && s.ty() != PageType::Writable {
-                emit(Finding::WritableMapping { mfn, ty: s.ty(), rw_maps: slot.rw_maps });
+                emit(Finding::WritableMapping {
+                    mfn,
+                    ty: s.ty(),
+                    rw_maps: slot.rw_maps,
+                });
             }
         }
         total
@@ -106,7 +134,10 @@ impl FrameTable<'_> {
             // Acquire: see the transitions that produced this word (audit runs at quiescence).
             slot.word = info.state.load(crate::sync::Ordering::Acquire);
             let Some(s) = FrameState::decode(slot.word) else {
-                emit(Finding::State { mfn, problem: StateProblem::Corrupt });
+                emit(Finding::State {
+                    mfn,
+                    problem: StateProblem::Corrupt,
+                });
                 continue;
             };
             let mut problem = |p| emit(Finding::State { mfn, problem: p });
@@ -155,13 +186,23 @@ fn audit_table<M: PhysMem + ?Sized>(
         if !present(e) {
             continue;
         }
-        let mut bad = |problem| emit(Finding::Entry { table: t, level, index, problem });
+        let mut bad = |problem| {
+            emit(Finding::Entry {
+                table: t,
+                level,
+                index,
+                problem,
+            })
+        };
         // I/O capabilities are not known here: cache attributes are given the benefit of doubt.
         if check_flags(level, e, true).is_err() {
             bad(EntryProblem::Flags);
         }
         let x = frame_of(e);
-        let Some(xs) = usize::try_from(x).ok().and_then(|i| scratch.get(i)).and_then(snapshot)
+        let Some(xs) = usize::try_from(x)
+            .ok()
+            .and_then(|i| scratch.get(i))
+            .and_then(snapshot)
         else {
             if level != Level::L1 {
                 bad(EntryProblem::NonRamChild);

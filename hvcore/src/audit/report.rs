@@ -146,7 +146,10 @@ pub struct AuditReport {
 
 impl Default for AuditReport {
     fn default() -> Self {
-        Self { first: [None; Self::CAPACITY], total: 0 }
+        Self {
+            first: [None; Self::CAPACITY],
+            total: 0,
+        }
     }
 }
 

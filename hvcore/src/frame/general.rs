@@ -46,7 +46,10 @@ impl FrameTable<'_> {
     /// Give the free frame `mfn` to `owner`: `G = 1` (the allocation reference), no type.
     pub fn assign(&self, mfn: Mfn, owner: DomId) -> Result<Assigned, MmError> {
         let info = self.info(mfn)?;
-        let next = FrameState::FREE.with_general(1).with_allocated(true).with_owner(owner);
+        let next = FrameState::FREE
+            .with_general(1)
+            .with_allocated(true)
+            .with_owner(owner);
         // AcqRel: Acquire pairs with the AcqRel free, so the new owner's use happens-after every
         // earlier holder's and we read the stamp it wrote; Release pairs with the Acquire of
         // `get_page`. Relaxed on failure: we only report it.
@@ -54,7 +57,10 @@ impl FrameTable<'_> {
             .compare_exchange(0, next.encode(), Ordering::AcqRel, Ordering::Relaxed)
             .map_err(|_| MmError::FrameInUse)?;
         // Relaxed: ordered by the Acquire above (written before the free's Release).
-        Ok(Assigned { mfn, stamp: info.stamp.load(Ordering::Relaxed) })
+        Ok(Assigned {
+            mfn,
+            stamp: info.stamp.load(Ordering::Relaxed),
+        })
     }
 
     /// Drop `owner`'s allocation reference (the guest gave the frame back). The frame stays
@@ -85,11 +91,7 @@ impl FrameTable<'_> {
 
     /// Take a general reference if `allow(owner)`; returns the owner. The predicate is checked
     /// against the same word the increment is applied to.
-    pub fn get_page_if(
-        &self,
-        mfn: Mfn,
-        allow: impl Fn(DomId) -> bool,
-    ) -> Result<DomId, MmError> {
+    pub fn get_page_if(&self, mfn: Mfn, allow: impl Fn(DomId) -> bool) -> Result<DomId, MmError> {
         let info = self.info(mfn)?;
         // Relaxed: seeds the CAS.
         let mut cur = info.state.load(Ordering::Relaxed);
@@ -155,7 +157,10 @@ impl FrameTable<'_> {
             // Relaxed: published by the Release CAS below.
             info.stamp.store(stamp, Ordering::Relaxed);
             // Release: publishes the stamp and the free to the next `assign` (which Acquires).
-            match info.state.compare_exchange(cur, 0, Ordering::Release, Ordering::Relaxed) {
+            match info
+                .state
+                .compare_exchange(cur, 0, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return Ok(Released::Freed { stamp }),
                 Err(seen) => cur = seen,
             }

@@ -59,7 +59,13 @@ impl FrameTable<'_> {
 
     /// Table `mfn` loses a linear entry.
     pub(crate) fn dec_linear_entries(&self, mfn: Mfn) -> Result<(), MmError> {
-        self.linear_update(mfn, |v| if v > 0 { Ok(v - 1) } else { Err(MmError::CountUnderflow) })
+        self.linear_update(mfn, |v| {
+            if v > 0 {
+                Ok(v - 1)
+            } else {
+                Err(MmError::CountUnderflow)
+            }
+        })
     }
 
     /// Table `mfn` becomes the target of one more linear entry: it must not contain any.
@@ -73,6 +79,12 @@ impl FrameTable<'_> {
 
     /// Table `mfn` loses one linear use.
     pub(crate) fn dec_linear_uses(&self, mfn: Mfn) -> Result<(), MmError> {
-        self.linear_update(mfn, |v| if v < 0 { Ok(v + 1) } else { Err(MmError::CountUnderflow) })
+        self.linear_update(mfn, |v| {
+            if v < 0 {
+                Ok(v + 1)
+            } else {
+                Err(MmError::CountUnderflow)
+            }
+        })
     }
 }

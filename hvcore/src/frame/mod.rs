@@ -11,13 +11,16 @@
 //! (allocation and general references), `typed` (type references, validation, de-validation),
 //! `pin` (pin/unpin), `linear` (the linear page-table counter).
 //!
-//! Orderings are named at each atomic. In short: takers' successful CASes are Acquire (they pair
-//! with the Release that published validation or the last put); droppers are Release; the drop
-//! of a last reference and the free are AcqRel, because they read what earlier holders did (the
-//! entries to de-validate, the clock for the stamp) and publish the stamp; the stamp itself is
-//! written Relaxed *before* the Release CAS that publishes `C == 0` / `G == 0`, and read Relaxed
-//! *after* the Acquire CAS that took `C` 0 → 1, so it travels with the state word. The linear
-//! counter is a separate word updated Relaxed (see `linear`).
+//! Orderings are named at each atomic. In short: a taker's successful CAS is Acquire (it pairs
+//! with the Release that published validation, the last put or the assignment); a non-last drop
+//! is Release (the holder's uses happen-before whoever drops last); the last drop of a type or
+//! general reference begins with an Acquire (a fence, or the `V`-clearing CAS for tables) so
+//! that de-validation reads every entry update and the clock read for the stamp is no older than
+//! any other holder's last use, and ends with the Release that publishes `C == 0` / `G == 0`.
+//! The stamp itself is written Relaxed just before that Release and read Relaxed just after the
+//! Acquire CAS that took `C` 0 → 1 (or assigned the frame), so it travels with the state word.
+//! Initial loads that only seed a CAS are Relaxed. The linear counter is a separate word updated
+//! Relaxed (see `linear` for why that is sound).
 
 mod error;
 mod general;
@@ -57,7 +60,11 @@ pub struct FrameInfo {
 impl FrameInfo {
     /// A free frame (all-zero state, stamp 0, no linear entries).
     pub fn new() -> Self {
-        Self { state: AtomicU64::new(0), stamp: AtomicU32::new(0), linear: AtomicU32::new(0) }
+        Self {
+            state: AtomicU64::new(0),
+            stamp: AtomicU32::new(0),
+            linear: AtomicU32::new(0),
+        }
     }
 }
 
@@ -101,7 +108,9 @@ impl<'a> FrameTable<'a> {
     }
 
     pub(crate) fn info(&self, mfn: Mfn) -> Result<&'a FrameInfo, MmError> {
-        mfn.index().and_then(|i| self.frames.get(i)).ok_or(MmError::BadMfn)
+        mfn.index()
+            .and_then(|i| self.frames.get(i))
+            .ok_or(MmError::BadMfn)
     }
 
     /// The frame's current state (a snapshot; Acquire, pairing with every Release transition).
@@ -134,7 +143,11 @@ pub(crate) fn decode(word: u64) -> Result<FrameState, MmError> {
 /// de-validation). Failure means the counts are already wrong — a hypervisor bug that `audit`
 /// reports; debug builds stop here.
 pub(crate) fn owned<T>(r: Result<T, MmError>) {
-    debug_assert!(r.is_ok(), "dropping an owned reference failed: {:?}", r.err());
+    debug_assert!(
+        r.is_ok(),
+        "dropping an owned reference failed: {:?}",
+        r.err()
+    );
 }
 
 #[cfg(test)]

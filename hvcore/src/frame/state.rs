@@ -190,7 +190,11 @@ impl FrameState {
     }
     /// With type count `n`, saturated at [`TYPE_COUNT_MAX`].
     pub const fn with_type_count(mut self, n: u32) -> Self {
-        self.type_count = if n > TYPE_COUNT_MAX { TYPE_COUNT_MAX } else { n };
+        self.type_count = if n > TYPE_COUNT_MAX {
+            TYPE_COUNT_MAX
+        } else {
+            n
+        };
         self
     }
     /// With type `ty`.

@@ -2,7 +2,16 @@
 
 use super::*;
 
-const COUNT_EDGES: [u32; 8] = [0, 1, 2, 0x7FFFF, 0x80000, GENERAL_MAX - 1, GENERAL_MAX, 0xAAAAA];
+const COUNT_EDGES: [u32; 8] = [
+    0,
+    1,
+    2,
+    0x7FFFF,
+    0x80000,
+    GENERAL_MAX - 1,
+    GENERAL_MAX,
+    0xAAAAA,
+];
 const OWNER_EDGES: [u16; 6] = [0, 1, 0x7FEF, 0x7FF0, 0xAAAA, u16::MAX];
 
 /// Every combination of type, flags, edge counts and edge owners.
@@ -44,7 +53,10 @@ fn fields_land_in_their_masks_and_nowhere_else() {
     for s in all_edge_states() {
         let w = s.encode();
         assert_eq!((w & GENERAL_MASK) >> GENERAL_SHIFT, u64::from(s.general()));
-        assert_eq!((w & TYPE_COUNT_MASK) >> TYPE_COUNT_SHIFT, u64::from(s.type_count()));
+        assert_eq!(
+            (w & TYPE_COUNT_MASK) >> TYPE_COUNT_SHIFT,
+            u64::from(s.type_count())
+        );
         assert_eq!((w & TYPE_MASK) >> TYPE_SHIFT, u64::from(s.ty().bits()));
         assert_eq!(w & VALIDATED_BIT != 0, s.validated());
         assert_eq!(w & PINNED_BIT != 0, s.pinned());
@@ -59,8 +71,14 @@ fn changing_one_field_leaves_the_others() {
     for s in all_edge_states() {
         let w = s.encode();
         let cases: [(u64, u64); 7] = [
-            (s.with_general(GENERAL_MAX - s.general()).encode(), GENERAL_MASK),
-            (s.with_type_count(TYPE_COUNT_MAX - s.type_count()).encode(), TYPE_COUNT_MASK),
+            (
+                s.with_general(GENERAL_MAX - s.general()).encode(),
+                GENERAL_MASK,
+            ),
+            (
+                s.with_type_count(TYPE_COUNT_MAX - s.type_count()).encode(),
+                TYPE_COUNT_MASK,
+            ),
             (s.with_type(PageType::Writable).encode(), TYPE_MASK),
             (s.with_validated(!s.validated()).encode(), VALIDATED_BIT),
             (s.with_pinned(!s.pinned()).encode(), PINNED_BIT),
@@ -93,18 +111,33 @@ fn single_field_words_decode_to_that_field() {
             d.allocated(),
             d.owner() != 0,
         ];
-        assert_eq!(set.iter().filter(|&&b| b).count(), 1, "bit {bit} sets exactly one field");
+        assert_eq!(
+            set.iter().filter(|&&b| b).count(),
+            1,
+            "bit {bit} sets exactly one field"
+        );
     }
 }
 
 #[test]
 fn reserved_encodings_do_not_decode() {
     let base = FrameState::FREE.with_general(3).encode();
-    assert_eq!(FrameState::decode(base | TYPE_MASK), None, "type 7 is reserved");
+    assert_eq!(
+        FrameState::decode(base | TYPE_MASK),
+        None,
+        "type 7 is reserved"
+    );
     assert_eq!(FrameState::decode(base | 1 << 46), None);
     assert_eq!(FrameState::decode(base | 1 << 47), None);
-    assert_eq!(FrameState::decode(GENERAL_MASK), None, "all-ones G is never stored");
-    assert_eq!(FrameState::decode(TYPE_COUNT_MASK | GENERAL_MASK - 1), None);
+    assert_eq!(
+        FrameState::decode(GENERAL_MASK),
+        None,
+        "all-ones G is never stored"
+    );
+    assert_eq!(
+        FrameState::decode(TYPE_COUNT_MASK | (GENERAL_MASK - 1)),
+        None
+    );
     assert_eq!(FrameState::decode(0), Some(FrameState::FREE));
     assert_eq!(FrameState::decode(u64::MAX), None);
 }
@@ -126,7 +159,9 @@ fn page_type_bits_round_trip() {
 
 #[test]
 fn setters_saturate_at_the_caps() {
-    let s = FrameState::FREE.with_general(u32::MAX).with_type_count(u32::MAX);
+    let s = FrameState::FREE
+        .with_general(u32::MAX)
+        .with_type_count(u32::MAX);
     assert_eq!(s.general(), GENERAL_MAX);
     assert_eq!(s.type_count(), TYPE_COUNT_MAX);
     assert!(FrameState::decode(s.encode()).is_some());
@@ -142,7 +177,9 @@ fn general_increment_fails_closed_at_the_cap() {
 
 #[test]
 fn type_increment_fails_closed_at_the_cap() {
-    let s = FrameState::FREE.with_general(GENERAL_MAX).with_type_count(TYPE_COUNT_MAX - 1);
+    let s = FrameState::FREE
+        .with_general(GENERAL_MAX)
+        .with_type_count(TYPE_COUNT_MAX - 1);
     let s = s.inc_type().expect("one below the cap");
     assert_eq!(s.type_count(), TYPE_COUNT_MAX);
     assert_eq!(s.inc_type(), Err(MmError::CountOverflow));
@@ -154,13 +191,23 @@ fn type_reference_needs_a_general_reference() {
     let s = FrameState::FREE.with_general(1).with_allocated(true);
     assert_eq!(s.inc_type(), Err(MmError::MissingGeneralRef));
     assert!(s.with_general(2).inc_type().is_ok());
-    assert_eq!(s.with_general(2).inc_type().and_then(FrameState::inc_type), Err(MmError::MissingGeneralRef));
+    assert_eq!(
+        s.with_general(2).inc_type().and_then(FrameState::inc_type),
+        Err(MmError::MissingGeneralRef)
+    );
 }
 
 #[test]
 fn decrements_refuse_to_eat_reserved_references() {
-    let s = FrameState::FREE.with_general(3).with_type_count(2).with_allocated(true);
-    assert_eq!(s.dec_general(), Err(MmError::CountUnderflow), "G = C + allocated");
+    let s = FrameState::FREE
+        .with_general(3)
+        .with_type_count(2)
+        .with_allocated(true);
+    assert_eq!(
+        s.dec_general(),
+        Err(MmError::CountUnderflow),
+        "G = C + allocated"
+    );
     assert_eq!(s.with_general(4).dec_general().map(|s| s.general()), Ok(3));
     assert_eq!(FrameState::FREE.dec_general(), Err(MmError::CountUnderflow));
     assert_eq!(FrameState::FREE.dec_type(), Err(MmError::CountUnderflow));

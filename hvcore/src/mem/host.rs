@@ -30,11 +30,18 @@ impl HostMem {
     pub fn with_entries(frames: usize, entries: usize) -> Self {
         let entries = entries.clamp(1, ENTRIES_PER_TABLE);
         let words = (0..frames * entries).map(|_| AtomicU64::new(0)).collect();
-        Self { words, entries, cas_failures: AtomicU64::new(0) }
+        Self {
+            words,
+            entries,
+            cas_failures: AtomicU64::new(0),
+        }
     }
 
     fn slot(&self, mfn: Mfn, index: usize) -> &AtomicU64 {
-        assert!(index < self.entries, "HostMem: entry index {index} out of range");
+        assert!(
+            index < self.entries,
+            "HostMem: entry index {index} out of range"
+        );
         let frame = mfn.index().unwrap_or(usize::MAX);
         assert!(frame < self.frames(), "HostMem: frame {mfn:?} out of range");
         &self.words[frame * self.entries + index]
@@ -75,7 +82,9 @@ impl PhysMem for HostMem {
     fn cas_entry(&self, mfn: Mfn, index: usize, old: u64, new: u64) -> Result<(), u64> {
         // AcqRel on success (see the PhysMem contract); Acquire on failure so that the value
         // returned can be acted on like a `read_entry`.
-        let r = self.slot(mfn, index).compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire);
+        let r =
+            self.slot(mfn, index)
+                .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire);
         if r.is_err() {
             // Relaxed: a statistic.
             self.cas_failures.fetch_add(1, Ordering::Relaxed);

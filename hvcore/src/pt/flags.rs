@@ -110,8 +110,16 @@ pub const fn adjust_guest_l1e(e: u64) -> u64 {
     if !present(e) {
         return e;
     }
-    let e = if e & PTE_US == 0 { e | PTE_US | PTE_GUEST_KERNEL } else { e };
-    if e & PTE_GUEST_KERNEL == 0 { e | PTE_G | PTE_US } else { e }
+    let e = if e & PTE_US == 0 {
+        e | PTE_US | PTE_GUEST_KERNEL
+    } else {
+        e
+    };
+    if e & PTE_GUEST_KERNEL == 0 {
+        e | PTE_G | PTE_US
+    } else {
+        e
+    }
 }
 
 /// Adjust a present entry of `level` before storing it: L1 as above, L2/L3 set US, L4 sets US

@@ -18,6 +18,16 @@ use crate::domain::DomainCtx;
 use crate::frame::{FrameTable, Level, MmError, PageType, owned};
 use crate::mem::{Mfn, PhysMem};
 
+/// Where an entry being taken comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Validation of a whole table: leaves may map only the owner's frames (spec §2.6: Xen
+    /// passes the table owner as the frame owner, so foreign mappings do not re-validate).
+    Validation,
+    /// An explicit update: leaves may map frames whose owner the context may map.
+    Update,
+}
+
 /// Take the references present entry `e` of table `table` (level `level`) needs.
 pub(crate) fn take<M, C>(
     ft: &FrameTable<'_>,
@@ -26,6 +36,7 @@ pub(crate) fn take<M, C>(
     table: Mfn,
     level: Level,
     e: u64,
+    origin: Origin,
 ) -> Result<(), MmError>
 where
     M: PhysMem + ?Sized,
@@ -33,13 +44,19 @@ where
 {
     debug_assert!(present(e));
     match level.lower() {
-        None => take_leaf(ft, mem, ctx, e),
+        None => take_leaf(ft, mem, ctx, e, origin),
         Some(lower) => take_upper(ft, mem, ctx, table, level, lower, e),
     }
 }
 
 /// L1 leaf rules (spec §2.4).
-fn take_leaf<M, C>(ft: &FrameTable<'_>, mem: &M, ctx: &C, e: u64) -> Result<(), MmError>
+fn take_leaf<M, C>(
+    ft: &FrameTable<'_>,
+    mem: &M,
+    ctx: &C,
+    e: u64,
+    origin: Origin,
+) -> Result<(), MmError>
 where
     M: PhysMem + ?Sized,
     C: DomainCtx + ?Sized,
@@ -51,15 +68,19 @@ where
     let target = Mfn(frame);
     if !ft.contains(target) {
         // Not RAM: MMIO, only with I/O capabilities, and no references are taken.
-        return if ctx.has_io_caps() { Ok(()) } else { Err(MmError::MmioDenied) };
+        return if ctx.has_io_caps() {
+            Ok(())
+        } else {
+            Err(MmError::MmioDenied)
+        };
     }
     let dom = ctx.domid();
-    ft.get_page_if(target, |owner| owner == dom || ctx.may_map_foreign(owner)).map_err(
-        |err| match err {
+    let foreign_ok = |owner| origin == Origin::Update && ctx.may_map_foreign(owner);
+    ft.get_page_if(target, |owner| owner == dom || foreign_ok(owner))
+        .map_err(|err| match err {
             MmError::CountOverflow => err,
             _ => MmError::FrameBusy,
-        },
-    )?;
+        })?;
     if e & PTE_RW != 0
         && let Err(err) = ft.get_page_type(mem, ctx, target, PageType::Writable)
     {
@@ -140,10 +161,11 @@ where
         return Err(MmError::TypeMismatch);
     }
     linear_allowed(ctx, e)?;
-    ft.try_get_validated_type(target, level.page_type()).map_err(|err| match err {
-        MmError::CountOverflow => err,
-        _ => MmError::LinearTarget,
-    })?;
+    ft.try_get_validated_type(target, level.page_type())
+        .map_err(|err| match err {
+            MmError::CountOverflow => err,
+            _ => MmError::LinearTarget,
+        })?;
     // Undoing the type reference below may be the target's last (its other holders may have
     // gone meanwhile); `put_page_type` then de-validates it like any other last drop.
     if let Err(err) = ft.inc_linear_entries(table) {

@@ -16,10 +16,8 @@
 //! succeeded, so the loop is lock-free. Orderings are those of `PhysMem::cas_entry` (AcqRel) and
 //! the frame table; there are no atomics in this file.
 
-use super::flags::{
-    PTE_A, PTE_D, adjust, check_flags, is_fast_path, is_xen_l4_slot, present,
-};
-use super::refs;
+use super::flags::{PTE_A, PTE_D, adjust, check_flags, is_fast_path, is_xen_l4_slot, present};
+use super::refs::{self, Origin};
 use crate::domain::DomainCtx;
 use crate::frame::{FrameTable, Level, MmError, owned};
 use crate::mem::{Mfn, PhysMem};
@@ -117,7 +115,11 @@ impl FrameTable<'_> {
     {
         let mut old = mem.read_entry(table, index);
         loop {
-            let val = if preserve_ad { new | (old & (PTE_A | PTE_D)) } else { new };
+            let val = if preserve_ad {
+                new | (old & (PTE_A | PTE_D))
+            } else {
+                new
+            };
             let done = |fast_path, released| EntryUpdate {
                 table,
                 level,
@@ -137,7 +139,7 @@ impl FrameTable<'_> {
                 }
             }
             if present(val) {
-                refs::take(self, mem, ctx, table, level, val)?;
+                refs::take(self, mem, ctx, table, level, val, Origin::Update)?;
             }
             match mem.cas_entry(table, index, old, val) {
                 Ok(()) => {

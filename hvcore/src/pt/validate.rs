@@ -9,8 +9,8 @@
 //! domain's hypervisor entries written there (they hold no references, so `demote` skips them
 //! too). Not-present entries are not checked (no L1TF shadowing: a documented limitation).
 
-use super::flags::{adjust, check_flags, is_xen_l4_slot, present, XEN_L4_SLOTS};
-use super::refs;
+use super::flags::{XEN_L4_SLOTS, adjust, check_flags, is_xen_l4_slot, present};
+use super::refs::{self, Origin};
 use crate::domain::DomainCtx;
 use crate::frame::{FrameTable, Level, MmError};
 use crate::mem::{Mfn, PhysMem};
@@ -44,7 +44,7 @@ where
         }
         let adjusted = adjust(level, e);
         let r = check_flags(level, e, ctx.has_io_caps())
-            .and_then(|()| refs::take(ft, mem, ctx, mfn, level, adjusted));
+            .and_then(|()| refs::take(ft, mem, ctx, mfn, level, adjusted, Origin::Validation));
         if let Err(err) = r {
             unwind(ft, mem, mfn, level, i);
             return Err(err);

@@ -21,7 +21,10 @@ pub struct World {
 impl World {
     /// `n` frames, all owned by [`DOM`].
     pub fn new(n: usize) -> Self {
-        Self { kit: Kit::with_domain(n, DOM), dom: TestDomain::new(DOM) }
+        Self {
+            kit: Kit::with_domain(n, DOM),
+            dom: TestDomain::new(DOM),
+        }
     }
 
     /// `n` frames, of which `range` is left free.
@@ -29,7 +32,10 @@ impl World {
         let kit = Kit::new(n);
         kit.assign_range(0..free.start, DOM);
         kit.assign_range(free.end..n as u64, DOM);
-        Self { kit, dom: TestDomain::new(DOM) }
+        Self {
+            kit,
+            dom: TestDomain::new(DOM),
+        }
     }
 
     pub fn t(&self) -> FrameTable<'_> {
@@ -56,7 +62,15 @@ impl World {
         index: usize,
         val: u64,
     ) -> Result<EntryUpdate, MmError> {
-        self.t().mod_entry(&self.kit.mem, &self.dom, Mfn(table), level, index, val, false)
+        self.t().mod_entry(
+            &self.kit.mem,
+            &self.dom,
+            Mfn(table),
+            level,
+            index,
+            val,
+            false,
+        )
     }
 
     /// `mod_entry`, token dropped.

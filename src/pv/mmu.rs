@@ -1,0 +1,206 @@
+//! `mmu_update`, `mmuext_op`, `update_va_mapping` and `update_va_mapping_otherdomain`
+//! (spec §3, §4): the hypervisor's side of `hvcore::hypercall`, which owns their semantics.
+//!
+//! This file only implements [`HcEnv`] for one hypercall of one vCPU ([`Env`]): the frame table
+//! and direct-map memory, the checked guest accessor, the calling domain's context (the only
+//! live domain: domains run one at a time), the vCPU's page-table bases and LDT record, the M2P,
+//! and flushes. Invariants it keeps for `hvcore`:
+//! - `set_base` has switched CR3 to the new table before it returns whenever the changed base
+//!   is the one in use, so the old table may be de-validated right after;
+//! - flushes are performed at once: the calling domain's dirty mask is CPU 0 (guests run only
+//!   there, and only while loaded), so a token's only target is this CPU — a full flush reloads
+//!   CR3, a one-page flush is `invlpg`;
+//! - `preempt_pending` is always false (no event sources yet), so batches never continue.
+
+use abi::vm_assist::VMASST_TYPE_M2P_STRICT;
+use hvcore::domain::DomId;
+use hvcore::flush::{CpuMask, FlushKind, FlushToken};
+use hvcore::frame::FrameTable;
+use hvcore::hypercall::{self as hc, Base, HcEnv, HcResult, Ldt};
+use hvcore::mem::Mfn;
+
+use super::guestmem::GuestMem;
+use super::hypercall::Call;
+use crate::domain::Hv;
+use crate::domain::dom::Domain;
+use crate::domain::machine::{DirectMem, HvCtx, local_flush};
+
+/// The environment of one MMU hypercall.
+pub struct Env<'c, 'h> {
+    hv: &'c Hv<'h>,
+    dom: &'c mut Domain,
+    v: usize,
+    ctx: HvCtx<'c>,
+    guest: GuestMem<'c>,
+}
+
+impl<'c, 'h> Env<'c, 'h> {
+    fn new(c: &'c mut Call<'_, 'h>) -> Self {
+        let hv: &'c Hv<'h> = c.hv;
+        let vcpu = &c.dom.vcpus[c.v];
+        let l4 = if vcpu.kernel_mode {
+            vcpu.kernel_l4
+        } else {
+            vcpu.user_l4
+        };
+        let guest = GuestMem::new(&hv.ft, &hv.mem, l4, c.dom.id);
+        Env {
+            hv,
+            ctx: c.dom.ctx(&hv.slots),
+            guest,
+            dom: &mut *c.dom,
+            v: c.v,
+        }
+    }
+}
+
+impl<'c> HcEnv for Env<'c, '_> {
+    type Mem = DirectMem;
+    type Dom = HvCtx<'c>;
+    type Guest = GuestMem<'c>;
+
+    fn frames(&self) -> FrameTable<'_> {
+        self.hv.ft
+    }
+
+    fn mem(&self) -> &DirectMem {
+        &self.hv.mem
+    }
+
+    fn guest(&self) -> &Self::Guest {
+        &self.guest
+    }
+
+    fn this_cpu(&self) -> usize {
+        0
+    }
+
+    fn caller(&self) -> DomId {
+        self.dom.id
+    }
+
+    fn domain(&self, id: DomId) -> Option<&Self::Dom> {
+        (id == self.dom.id).then_some(&self.ctx)
+    }
+
+    fn max_vcpus(&self, dom: DomId) -> u32 {
+        if dom == self.dom.id {
+            self.dom.nr_vcpus
+        } else {
+            0
+        }
+    }
+
+    fn vcpu_dirty_cpu(&self, dom: DomId, vcpu: u32) -> Option<usize> {
+        (dom == self.dom.id && vcpu as usize == self.v).then_some(0)
+    }
+
+    fn dirty_mask(&self, dom: DomId) -> CpuMask {
+        if dom == self.dom.id {
+            CpuMask::single(0)
+        } else {
+            CpuMask::new()
+        }
+    }
+
+    fn m2p_strict(&self) -> bool {
+        self.dom.vm_assist & (1 << VMASST_TYPE_M2P_STRICT) != 0
+    }
+
+    fn ro_m2p_l4e(&self) -> u64 {
+        self.hv.slots.ro_m2p()
+    }
+
+    fn base(&self, which: Base) -> Option<Mfn> {
+        let v = &self.dom.vcpus[self.v];
+        let mfn = match which {
+            Base::Kernel => v.kernel_l4,
+            Base::User => v.user_l4,
+        };
+        (mfn != 0).then_some(Mfn(mfn))
+    }
+
+    fn set_base(&mut self, which: Base, mfn: Option<Mfn>) {
+        let v = &mut self.dom.vcpus[self.v];
+        let new = mfn.map_or(0, |m| m.0);
+        let in_use = match which {
+            Base::Kernel => {
+                v.kernel_l4 = new;
+                v.kernel_mode
+            }
+            Base::User => {
+                v.user_l4 = new;
+                !v.kernel_mode
+            }
+        };
+        if in_use && new != 0 {
+            self.guest.set_l4(new);
+            // SAFETY: `hvcore` took the base references on `new` (a validated L4, holding the
+            // hypervisor's slots) before calling us; it stays loaded only while it is the base.
+            unsafe { super::switch_cr3(new << 12) };
+        }
+    }
+
+    fn ldt(&self) -> Ldt {
+        let v = &self.dom.vcpus[self.v];
+        Ldt {
+            base: v.ldt_base,
+            ents: v.ldt_ents,
+        }
+    }
+
+    fn set_ldt(&mut self, ldt: Ldt) -> bool {
+        let v = &mut self.dom.vcpus[self.v];
+        v.ldt_base = ldt.base;
+        v.ldt_ents = ldt.ents;
+        false
+    }
+
+    fn set_m2p(&self, mfn: Mfn, val: u64) {
+        self.hv.m2p.set(mfn.0, val);
+    }
+
+    fn flush(&mut self, token: FlushToken) {
+        let (targets, kind) = token.into_parts();
+        if targets.contains(0) {
+            match kind {
+                FlushKind::Va(va) => super::invlpg(va),
+                FlushKind::Full => local_flush(),
+            }
+        }
+    }
+
+    fn flush_cache(&mut self) {
+        super::wbinvd();
+    }
+
+    fn preempt_pending(&self) -> bool {
+        false
+    }
+}
+
+/// `mmu_update(reqs, count, pdone, foreigndom)`.
+pub fn mmu_update(c: &mut Call<'_, '_>, reqs: u64, count: u64, pdone: u64, fd: u64) -> HcResult {
+    hc::mmu_update(&mut Env::new(c), reqs, count as u32, pdone, fd as u32)
+}
+
+/// `mmuext_op(ops, count, pdone, foreigndom)`.
+pub fn mmuext_op(c: &mut Call<'_, '_>, ops: u64, count: u64, pdone: u64, fd: u64) -> HcResult {
+    hc::mmuext_op(&mut Env::new(c), ops, count as u32, pdone, fd as u32)
+}
+
+/// `update_va_mapping(va, pte, flags)`.
+pub fn update_va_mapping(c: &mut Call<'_, '_>, va: u64, pte: u64, flags: u64) -> HcResult {
+    hc::update_va_mapping(&mut Env::new(c), va, pte, flags)
+}
+
+/// `update_va_mapping_otherdomain(va, pte, flags, domid)`.
+pub fn update_va_mapping_otherdomain(
+    c: &mut Call<'_, '_>,
+    va: u64,
+    pte: u64,
+    flags: u64,
+    domid: u64,
+) -> HcResult {
+    hc::update_va_mapping_otherdomain(&mut Env::new(c), va, pte, flags, domid as DomId)
+}

@@ -1,0 +1,320 @@
+//! Guest tests on Argon for `cargo xtask test` (QEMU, TCG): the guest kernel's `tests` suite,
+//! malformed modules, a guest that faults with no handler, and a guest that exercises bounce
+//! frames, `iret` and XSA-7; plus host unit tests of the hypervisor's pure ELF-note parser and
+//! layout arithmetic (`src/domain/{elf,layout}.rs`, included here because the hypervisor crate
+//! only builds for bare metal).
+//!
+//! The two small PV kernels are synthesised here ([`pv_image`]): code at 0x100000, the
+//! hypercall page at 0x101000, data at 0x102000, Xen notes in a PT_NOTE segment. Their code is
+//! the machine code of the listings in the comments below (GNU as, `ld -Ttext=0x100000
+//! -Tdata=0x102000`), kept as bytes so that tests need no assembler. Every case must see its
+//! lines *and* the exact exit status (33 success, 35 failure); the last expected line is the
+//! final marker.
+
+use std::path::{Path, PathBuf};
+
+use crate::qemu::{EXIT_FAILURE, EXIT_SUCCESS};
+use crate::tests::Case;
+
+/// Where the kernels are linked (VIRT_BASE 0, so PFN = VA / 4 KiB).
+const TEXT: u64 = 0x10_0000;
+const HYPERCALL_PAGE: u64 = 0x10_1000;
+const DATA: u64 = 0x10_2000;
+
+/// `fault-guest`: prints a line, then reads 0x40000000 (outside the 4 MiB initial mapping)
+/// with no trap table: the domain must be killed, the hypervisor must not.
+///
+/// ```text
+/// _start: xor %edi,%edi; mov $41,%esi; lea msg(%rip),%rdx; call HC+18*32   # console_io
+///         mov 0x40000000,%rax                                               # #PF
+///         ud2
+/// msg:    .ascii "fault-guest: reading an unmapped address\n"
+/// ```
+const FAULT_TEXT: &[&str] = &[
+    "31ffbe29000000488d150f000000e82d120000488b0425000000400f0b6661756c742d67756573743a2072656164696e",
+    "6720616e20756e6d617070656420616464726573730a",
+];
+
+/// `traps-guest` code (`HC` = the hypercall page, `print m` = console_io of message `m`,
+/// `iret_to_guest` = `push $0; jmp HC+23*32`):
+///
+/// ```text
+/// _start:  lea table(%rip),%rdi; call HC+0*32; test %rax,%rax; jnz fail   # set_trap_table
+///          print m_table
+///          ud2                                   # #UD → ud_handler, resumes after it
+///          print m_after_ud
+///          mov 0x40000000,%rax                    # #PF → pf_handler, skips the 8 bytes
+///          print m_after_pf
+///          mov %rsp,%rbx; push $0xe02b; push %rbx; pushfq; push $0xe030   # kernel CS (RPL 0)
+///          movabs $0x0000800000000000,%rax; push %rax
+///          iret_to_guest                          # non-canonical RIP → #GP → gp_handler
+/// after_gp:print m_after_gp
+///          lea mc(%rip),%rdi; mov $2,%esi; call HC+13*32   # multicall of two console writes
+///          test %rax,%rax; jnz fail
+///          mov mc+8(%rip),%rax; or mc+72(%rip),%rax; jnz fail   # both results 0
+///          console_io(0xffff800000000000), console_io(0x40000000), multicall(0x40000000)
+///          each must return -14 (EFAULT), hypercall 50 -38 (ENOSYS); print m_efault
+///          print m_done
+///          movl $0,scratch(%rip); mov $2,%edi; lea scratch(%rip),%rsi; call HC+29*32  # poweroff
+/// fail:    print m_fail
+///          movl $3,scratch(%rip); mov $2,%edi; lea scratch(%rip),%rsi; call HC+29*32  # crash
+///          ud2
+/// ud_handler:  pop %rcx; pop %r11; addq $2,(%rsp); print m_ud; iret_to_guest
+/// pf_handler:  pop %rcx; pop %r11; cmpq $0,(%rsp); jne fail; add $8,%rsp; addq $8,(%rsp)
+///              print m_pf; iret_to_guest
+/// gp_handler:  pop %rcx; pop %r11; add $8,%rsp; lea after_gp(%rip),%rax; mov %rax,(%rsp)
+///              print m_gp; iret_to_guest
+/// ```
+///
+/// Data: `table` (trap_info for vectors 6, 13, 14, then a terminator), `mc` (two
+/// multicall_entry: op 18, result 99, args {0, len, msg}), `scratch`, then [`TRAPS_MESSAGES`]
+/// back to back.
+const TRAPS_TEXT: &[&str] = &[
+    "488d3df91f0000e8f40f00004885c00f853901000031ffbe1c000000488d15a5200000e8181200000f0b31ffbe1f0000",
+    "00488d15d4200000e803120000488b04250000004031ffbe1f000000488d1503210000e8e81100004889e3682be00000",
+    "539c6830e0000048b80000000000800000506a00e96712000031ffbe1f000000488d1519210000e8b4110000488d3dad",
+    "1f0000be02000000e8031100004885c00f85a8000000488b059b1f0000480b05d41f00000f859400000031ffbe080000",
+    "0048ba000000000080ffffe8701100004883f8f2757831ffbe08000000ba00000040e8591100004883f8f27561bf0000",
+    "0040be01000000e8a41000004883f8f2754ce8391500004883f8da754131ffbe3d000000488d15e2200000e820110000",
+    "31ffbe12000000488d150c210000e80d110000c705831f000000000000bf02000000488d35771f0000e85212000031ff",
+    "be12000000488d15f0200000e8df100000c705551f000003000000bf02000000488d35491f0000e8241200000f0b5941",
+    "5b488304240231ffbe28000000488d15501f0000e8a71000006a00e94011000059415b48833c240075a44883c4084883",
+    "04240831ffbe2b000000488d156a1f0000e87a1000006a00e91311000059415b4883c408488d059efeffff4889042431",
+    "ffbe2b000000488d15881f0000e84e1000006a00e9e7100000",
+];
+
+const TRAPS_TABLES: &[&str] = &[
+    "060033e0000000007e011000000000000d0033e000000000cd011000000000000e0033e000000000a001100000000000",
+    "000000000000000000000000000000001200000000000000630000000000000000000000000000001f00000000000000",
+    "bf2110000000000000000000000000000000000000000000000000000000000012000000000000006300000000000000",
+    "00000000000000001f00000000000000de21100000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000",
+];
+
+/// The messages at the end of the traps guest's data, in order (m_table … m_fail).
+const TRAPS_MESSAGES: [&str; 12] = [
+    "traps-guest: trap table set\n",
+    "traps-guest: #UD bounced to its handler\n",
+    "traps-guest: resumed after #UD\n",
+    "traps-guest: #PF bounced with error code 0\n",
+    "traps-guest: resumed after #PF\n",
+    "traps-guest: non-canonical iret became #GP\n",
+    "traps-guest: resumed after #GP\n",
+    "traps-guest: multicall entry 1\n",
+    "traps-guest: multicall entry 2\n",
+    "traps-guest: bad pointers gave -EFAULT, hypercall 50 -ENOSYS\n",
+    "traps-guest: done\n",
+    "traps-guest: FAIL\n",
+];
+
+fn hex(lines: &[&str]) -> Vec<u8> {
+    let s: String = lines.concat();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex constant"))
+        .collect()
+}
+
+fn fault_guest() -> Vec<u8> {
+    pv_image("fault-guest", &hex(FAULT_TEXT), &[], true)
+}
+
+fn traps_guest() -> Vec<u8> {
+    let mut data = hex(TRAPS_TABLES);
+    data.extend(TRAPS_MESSAGES.concat().bytes());
+    pv_image("traps-guest", &hex(TRAPS_TEXT), &data, true)
+}
+
+/// One Xen ELF note (owner "Xen").
+fn note(out: &mut Vec<u8>, kind: u32, desc: &[u8]) {
+    for word in [4u32, desc.len() as u32, kind] {
+        out.extend(word.to_le_bytes());
+    }
+    out.extend(b"Xen\0");
+    out.extend(desc);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+/// The notes of a generic-loader kernel at 0x100000: GUEST_OS, XEN_VERSION, LOADER,
+/// VIRT_BASE 0, PADDR_OFFSET 0, ENTRY and HYPERCALL_PAGE.
+fn standard_notes(guest_os: &str) -> Vec<u8> {
+    let mut n = Vec::new();
+    note(&mut n, 6, format!("{guest_os}\0").as_bytes());
+    note(&mut n, 5, b"xen-3.0\0");
+    note(&mut n, 8, b"generic\0");
+    note(&mut n, 3, &0u64.to_le_bytes());
+    note(&mut n, 4, &0u64.to_le_bytes());
+    note(&mut n, 1, &TEXT.to_le_bytes());
+    note(&mut n, 2, &HYPERCALL_PAGE.to_le_bytes());
+    n
+}
+
+/// A PV kernel ELF: one RWX PT_LOAD of three pages (text, hypercall page, data) at 0x100000
+/// and, with `notes`, a PT_NOTE holding [`standard_notes`].
+pub fn pv_image(guest_os: &str, text: &[u8], data: &[u8], notes: bool) -> Vec<u8> {
+    image_with_notes(
+        text,
+        data,
+        notes.then(|| standard_notes(guest_os)).as_deref(),
+    )
+}
+
+fn image_with_notes(text: &[u8], data: &[u8], notes: Option<&[u8]>) -> Vec<u8> {
+    assert!(text.len() <= 4096 && data.len() <= 4096);
+    let phnum: u16 = if notes.is_some() { 2 } else { 1 };
+    let mut f = vec![0u8; 0x4000];
+    f[..4].copy_from_slice(b"\x7fELF");
+    f[4..8].copy_from_slice(&[2, 1, 1, 0]);
+    let put = |f: &mut Vec<u8>, at: usize, v: &[u8]| f[at..at + v.len()].copy_from_slice(v);
+    put(&mut f, 16, &2u16.to_le_bytes()); // ET_EXEC
+    put(&mut f, 18, &62u16.to_le_bytes()); // x86-64
+    put(&mut f, 20, &1u32.to_le_bytes());
+    put(&mut f, 24, &TEXT.to_le_bytes()); // e_entry
+    put(&mut f, 32, &64u64.to_le_bytes()); // e_phoff
+    put(&mut f, 52, &64u16.to_le_bytes()); // e_ehsize
+    put(&mut f, 54, &56u16.to_le_bytes());
+    put(&mut f, 56, &phnum.to_le_bytes());
+    put(&mut f, 58, &64u16.to_le_bytes());
+    let phdr = |kind: u32, flags: u32, off: u64, va: u64, len: u64, align: u64| {
+        let mut p = Vec::new();
+        p.extend(kind.to_le_bytes());
+        p.extend(flags.to_le_bytes());
+        for v in [off, va, va, len, len, align] {
+            p.extend(v.to_le_bytes());
+        }
+        p
+    };
+    put(&mut f, 64, &phdr(1, 7, 0x1000, TEXT, 0x3000, 0x1000));
+    if let Some(n) = notes {
+        put(&mut f, 120, &phdr(4, 4, 0x4000, 0, n.len() as u64, 4));
+        f.extend(n);
+    }
+    put(&mut f, 0x1000, text);
+    put(&mut f, 0x1000 + (DATA - TEXT) as usize, data);
+    f
+}
+
+fn fixture(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    if let Err(e) = std::fs::write(&path, bytes) {
+        // The case then fails with QEMU's own error about the missing module.
+        eprintln!("cannot write fixture {}: {e}", path.display());
+    }
+    path
+}
+
+fn case(
+    name: &'static str,
+    modules: Vec<(PathBuf, &str)>,
+    status: i32,
+    expect: Vec<&'static str>,
+) -> Case {
+    Case {
+        name,
+        smp: 1,
+        cpu: "max",
+        cmdline: "",
+        modules: modules
+            .into_iter()
+            .map(|(p, a)| (p, a.to_string()))
+            .collect(),
+        status,
+        expect,
+    }
+}
+
+/// The guest cases; `guest_elf` is the guest kernel (`target/x86_64-unknown-none/release/guest`).
+pub fn cases(guest_elf: &Path) -> Vec<Case> {
+    let dir = crate::root().join("target/xtask/fixtures");
+    let _ = std::fs::create_dir_all(&dir);
+    let text = fixture(&dir, "notes.txt", b"this is a text file, not a kernel\n");
+    let no_notes = fixture(
+        &dir,
+        "no-notes.elf",
+        &pv_image("x", &hex(FAULT_TEXT), &[], false),
+    );
+    let fault = fixture(&dir, "fault-guest.elf", &fault_guest());
+    let traps = fixture(&dir, "traps-guest.elf", &traps_guest());
+    let guest = || (guest_elf.to_path_buf(), "tests");
+    let suite_ok = [
+        "(d0) guest: suite tests",
+        "guest: done",
+        ", 0 failed",
+        "argon: d0: shutdown: poweroff",
+        "argon: d0: audit at shutdown: 0 discrepancies",
+    ];
+    let mut malformed = suite_ok.to_vec();
+    malformed.extend([
+        "module 1 (",
+        "not an ELF file (bad magic); domain 1 not created",
+        "module 2 (",
+        "no Xen ELF notes (not a PV kernel); domain 2 not created",
+        "argon: audit: 0 discrepancies",
+        "argon: exit: success",
+    ]);
+    let mut fault_d1 = suite_ok.to_vec();
+    fault_d1.extend([
+        "(d1) fault-guest: reading an unmapped address",
+        "argon: d1: crashed: #PF page fault in guest kernel mode",
+        "cr2 0x40000000",
+        "d1 vCPU 0 registers:",
+        "argon: d1: audit at shutdown: 0 discrepancies",
+        "argon: audit: 0 discrepancies",
+        "argon: exit: success",
+    ]);
+    let mut suite = suite_ok.to_vec();
+    suite.extend(["argon: audit: 0 discrepancies", "argon: exit: success"]);
+    let mut traps_expect: Vec<&'static str> = TRAPS_MESSAGES[..TRAPS_MESSAGES.len() - 1]
+        .iter()
+        .map(|m| m.trim_end())
+        .collect();
+    traps_expect.extend([
+        "argon: d0: shutdown: poweroff",
+        "argon: audit: 0 discrepancies",
+        "argon: exit: success",
+    ]);
+    vec![
+        case("guest/tests-suite", vec![guest()], EXIT_SUCCESS, suite),
+        case(
+            "guest/malformed-modules",
+            vec![guest(), (text, ""), (no_notes, "mem=16M")],
+            EXIT_SUCCESS,
+            malformed,
+        ),
+        case(
+            "guest/fault-no-handler-domu",
+            vec![guest(), (fault.clone(), "mem=16M")],
+            EXIT_SUCCESS,
+            fault_d1,
+        ),
+        case(
+            "guest/fault-no-handler-dom0",
+            vec![(fault, "mem=16M")],
+            EXIT_FAILURE,
+            vec![
+                "(d0) fault-guest: reading an unmapped address",
+                "argon: d0: crashed: #PF page fault",
+                "argon: audit: 0 discrepancies",
+                "argon: exit: failure (d0 crash)",
+            ],
+        ),
+        case(
+            "guest/traps-bounce-iret",
+            vec![(traps, "mem=16M")],
+            EXIT_SUCCESS,
+            traps_expect,
+        ),
+    ]
+}
+
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../src/domain/elf.rs"]
+mod elf;
+#[cfg(test)]
+#[path = "../../src/domain/host_tests.rs"]
+mod host;
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../src/domain/layout.rs"]
+mod layout;
