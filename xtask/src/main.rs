@@ -58,7 +58,11 @@ run options:
   --memory MB        guest RAM of the machine (default 256)
   --accel tcg|kvm    accelerator (default tcg; kvm is a boot smoke test only on kvm_pvm hosts)
   --cpu MODEL        QEMU -cpu model under TCG (default max; e.g. max,-x2apic)
-  --module PATH[:ARGS]  add a boot module (repeatable; module 0 becomes domain 0)
+  --guest NAME|PATH  a domain per use (repeatable; the first is domain 0): NAME is a suite of the
+                     built test kernel (demo, tests), PATH any PV ELF image (default: demo)
+  --vcpus N          vCPUs of each --guest domain (default 1)
+  --no-guest         boot with no domain at all
+  --module PATH[:ARGS]  add a raw boot module (repeatable)
   --timeout SECS     stop QEMU after this long (default 120)
   --gdb              wait for gdb on localhost:1234
   -- ARGS...         extra hypervisor command line (e.g. loglvl=debug)
@@ -103,6 +107,9 @@ fn cmd_run(args: &[String]) -> Result<()> {
     let mut timeout = 120;
     let mut gdb = false;
     let mut extra = Vec::new();
+    let mut guests: Vec<String> = Vec::new();
+    let mut vcpus = 1u32;
+    let mut no_guest = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -126,6 +133,9 @@ fn cmd_run(args: &[String]) -> Result<()> {
                 timeout = value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?
             }
             "--gdb" => gdb = true,
+            "--guest" => guests.push(value("--guest")?),
+            "--vcpus" => vcpus = value("--vcpus")?.parse().map_err(|e| format!("--vcpus: {e}"))?,
+            "--no-guest" => no_guest = true,
             "--" => {
                 extra.extend(it.by_ref().cloned());
             }
@@ -134,6 +144,21 @@ fn cmd_run(args: &[String]) -> Result<()> {
     }
     prereq::ensure_all()?;
     let image = build_image()?;
+    if guests.is_empty() && modules.is_empty() && !no_guest {
+        guests.push("demo".into());
+    }
+    let mut domains = Vec::new();
+    for g in &guests {
+        let vcpu_arg = if vcpus > 1 { format!("vcpus={vcpus} ") } else { String::new() };
+        if g.contains('/') || std::path::Path::new(g).exists() {
+            domains.push((PathBuf::from(g), vcpu_arg.trim_end().to_string()));
+        } else {
+            let kernel = xen::build_guest()?;
+            domains.push((kernel, format!("{vcpu_arg}{g}")));
+        }
+    }
+    domains.extend(modules);
+    let modules = domains;
     let mut boot = qemu::Boot::new(&image);
     boot.smp = smp;
     boot.memory_mb = memory;
