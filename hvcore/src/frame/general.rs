@@ -9,8 +9,8 @@
 //! the frame as its allocator left it); dropping a non-last reference is Release (the holder's
 //! uses happen-before the free); the last drop is an Acquire fence (it frees after every other
 //! holder's use and reads the clock after them) plus a Release CAS (publishes the stamp written
-//! just before it); `assign` is AcqRel for the mirror reasons. Initial loads are Relaxed: they only seed
-//! the CAS, whose success ordering carries the synchronisation.
+//! just before it); `assign` is AcqRel for the mirror reasons. Initial loads are Relaxed: they
+//! only seed the CAS, whose success ordering carries the synchronisation.
 
 use super::{FrameState, FrameTable, MmError, decode};
 use crate::domain::DomId;

@@ -6,8 +6,8 @@
 //! used at most [`LINEAR_USES_MAX`] times (the 32769th use fails).
 //!
 //! Why it may live outside the state word: every rule it enforces is a check-and-modify of this
-//! one counter (the containing table must be ≥ 0, the target ≤ 0), so the RMW total order on the
-//! counter alone decides races (two tables trying to become "container" and "target" of each
+//! one counter (the containing table must be ≥ 0, the target ≤ 0), so the RMW total order on
+//! the counter alone decides races (two tables trying to become "container" and "target" of each
 //! other: one CAS wins, the other sees the wrong sign and fails). It publishes no data, so every
 //! access is Relaxed. It is only touched while the holder owns a type reference on the frame
 //! (the containing table is validated or being validated by us; the target's reference is

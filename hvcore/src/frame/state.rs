@@ -94,8 +94,8 @@ const _: () = assert!((PageType::Writable as u64) < (TYPE_MASK >> TYPE_SHIFT));
 /// the all-zero word. The owner sits in the same word as the counts so that "is this frame
 /// mine, and take a reference" is one compare-and-swap.
 ///
-/// Invariants the frame table keeps (and `audit` checks): `G ≥ C + allocated`; `pinned ⇒ C ≥ 1`
-/// and `T` is a page-table type; `G == 0 ⇔` the word is 0.
+/// Invariants the frame table keeps (and `audit` checks): `G ≥ C + allocated`;
+/// `pinned ⇒ C ≥ 1` and `T` is a page-table type; `G == 0 ⇔` the word is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct FrameState {
     general: u32,

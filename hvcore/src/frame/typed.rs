@@ -24,9 +24,9 @@
 //! Orderings: a taker's successful CAS is Acquire (pairs with the Release that set `V` or
 //! published `C == 0`); setting `V` is Release (publishes the validated and adjusted entries);
 //! a non-last drop is Release (the holder's entry updates happen-before de-validation reads
-//! them); the last drop starts with an Acquire (a fence for writable types, the `V`-clearing CAS for
-//! tables) and publishes `C == 0` with Release after writing the stamp Relaxed. Spin and seed
-//! loads are Relaxed: a successful Acquire CAS always follows.
+//! them); the last drop starts with an Acquire (a fence for writable types, the `V`-clearing
+//! CAS for tables) and publishes `C == 0` with Release after writing the stamp Relaxed. Spin and
+//! seed loads are Relaxed: a successful Acquire CAS always follows.
 
 use super::{FrameTable, MmError, PageType, TYPE_COUNT_ONE, VALIDATED_BIT, decode, owned};
 use crate::domain::{DomainCtx, TypeChange};

@@ -20,7 +20,7 @@ pub enum PageType {
     L4 = 4,
     /// GDT/LDT frame.
     SegDesc = 5,
-    /// Writable data frame (mapped RW by some L1 entry, or written by the hypervisor for the guest).
+    /// Writable data frame (mapped RW by an L1 entry, or written by the hypervisor for the guest).
     Writable = 6,
 }
 

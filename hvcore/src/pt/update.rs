@@ -1,4 +1,5 @@
-//! `mod_entry`: the lock-free update of one page-table entry (DESIGN.md §6, spec §2.8–2.9, §7.3).
+//! `mod_entry`: the lock-free update of one page-table entry (DESIGN.md §6, spec §2.8–2.9,
+//! §7.3).
 //!
 //! Protocol, for a table of level n that the caller's domain owns:
 //! 1. Take a `G` and a validated level-n `C` on the table for the whole update (so it cannot be
