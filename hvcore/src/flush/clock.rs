@@ -162,7 +162,13 @@ impl FlushClock {
     /// was at `cpu_stamp` still hold a translation used at `page_stamp`?
     pub fn need_flush_at(now: Stamp, cpu_stamp: Stamp, page_stamp: Stamp) -> bool {
         // A page stamp newer than `now` predates a wrap, and every CPU flushed at the wrap.
-        now == 0 || (cpu_stamp <= page_stamp && page_stamp <= now)
+        #[cfg(not(loom_mutant = "need_flush_strict"))]
+        let kept = cpu_stamp <= page_stamp;
+        // Mutant (caught by loom-tests flush_filter_*): a flush at the stamp's tick counts as
+        // after the last use.
+        #[cfg(loom_mutant = "need_flush_strict")]
+        let kept = cpu_stamp < page_stamp;
+        now == 0 || (kept && page_stamp <= now)
     }
 }
 

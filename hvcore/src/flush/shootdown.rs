@@ -291,12 +291,27 @@ impl<'a> Shootdown<'a> {
         let mut wrap = None;
         for cpu in targets.iter() {
             loop {
+                #[cfg(not(loom_mutant = "shootdown_no_self_serve"))]
                 let handled = self.handle(me, tlb);
+                // Mutant (caught by loom-tests shootdown_mutual_*): the waiting initiator does
+                // not serve its own mailbox.
+                #[cfg(loom_mutant = "shootdown_no_self_serve")]
+                let handled = Handled {
+                    flushes: 0,
+                    nested: false,
+                    wrap: None,
+                };
                 if handled.wrap.is_some() {
                     debug_assert!(wrap.is_none(), "the clock wrapped twice in one period");
                     wrap = handled.wrap;
                 }
-                if self.mailboxes[cpu].acked(tickets[cpu]) {
+                #[cfg(not(loom_mutant = "shootdown_no_ack_wait"))]
+                let acked = self.mailboxes[cpu].acked(tickets[cpu]);
+                // Mutant (caught by loom-tests shootdown_unmap_*): remote targets are not waited
+                // for.
+                #[cfg(loom_mutant = "shootdown_no_ack_wait")]
+                let acked = cpu != me || self.mailboxes[cpu].acked(tickets[cpu]);
+                if acked {
                     break;
                 }
                 spin_loop();

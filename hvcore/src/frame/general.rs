@@ -153,6 +153,10 @@ impl FrameTable<'_> {
             // Release drop happens-before the clock read below and the stamp is no older than
             // their last use (as `Arc`'s drop does). Only the last holder writes the stamp.
             fence(Ordering::Acquire);
+            // `stamp`, an RMW of the clock, not a load: see `FlushClock::stamp`.
+            #[cfg(not(loom_mutant = "stamp_plain_load"))]
+            let stamp = self.clock.stamp();
+            #[cfg(loom_mutant = "stamp_plain_load")]
             let stamp = self.clock.now();
             // Relaxed: published by the Release CAS below.
             info.stamp.store(stamp, Ordering::Relaxed);

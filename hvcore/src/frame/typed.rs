@@ -57,6 +57,23 @@ impl FrameTable<'_> {
             return Err(MmError::BadMfn);
         }
         let info = self.info(mfn)?;
+        // Mutant (caught by loom-tests shootdown_xsa401_*): XSA-401, the retype flush issued
+        // before the new type is published.
+        #[cfg(loom_mutant = "flush_before_publish")]
+        if let Ok(s) = decode(info.state.load(Ordering::Acquire))
+            && s.type_count() == 0
+            && s.ty() != want
+        {
+            let stamp = info.stamp.load(Ordering::Relaxed);
+            let (owner, old_type, new_type) = (s.owner(), s.ty(), want);
+            ctx.flush_retyped(TypeChange {
+                mfn,
+                owner,
+                old_type,
+                new_type,
+                stamp,
+            });
+        }
         // Relaxed: seeds the CAS.
         let mut cur = info.state.load(Ordering::Relaxed);
         let (prev, next) = loop {
@@ -78,10 +95,16 @@ impl FrameTable<'_> {
             } else {
                 s.inc_type()?
             };
+            #[cfg(not(loom_mutant = "type_cas_stale_decision"))]
+            let expected = cur;
+            // Mutant (caught by loom-tests pin_vs_writable_*): the CAS expects a fresh load, so
+            // the decision made on `cur` is not re-checked.
+            #[cfg(loom_mutant = "type_cas_stale_decision")]
+            let expected = info.state.load(Ordering::Relaxed);
             // Acquire: pairs with the Release that set V or published C == 0 (and the stamp).
             // Relaxed on failure: the value only seeds the next attempt.
             match info.state.compare_exchange_weak(
-                cur,
+                expected,
                 next.encode(),
                 Ordering::Acquire,
                 Ordering::Relaxed,
@@ -94,6 +117,7 @@ impl FrameTable<'_> {
             return Ok(());
         }
         // We hold C = 1 with V clear: the frame is ours to finish.
+        #[cfg(not(loom_mutant = "flush_before_publish"))]
         if prev.ty() != want {
             let change = TypeChange {
                 mfn,
@@ -115,7 +139,12 @@ impl FrameTable<'_> {
         // Release: publishes the validation (adjusted entries, child references, Xen slots) to
         // takers whose Acquire CAS sees V. Only we can change C or V here, so a plain OR is
         // exact.
-        info.state.fetch_or(VALIDATED_BIT, Ordering::Release);
+        #[cfg(not(loom_mutant = "validated_relaxed"))]
+        let publish = Ordering::Release;
+        // Mutant (caught by loom-tests validation_*): V published without Release.
+        #[cfg(loom_mutant = "validated_relaxed")]
+        let publish = Ordering::Relaxed;
+        info.state.fetch_or(VALIDATED_BIT, publish);
         Ok(())
     }
 
@@ -203,18 +232,28 @@ impl FrameTable<'_> {
                 // de-validate. Acquire: every other holder's Release drop happens-before our
                 // reads of the entries and of the clock. Relaxed on failure: seed only.
                 let next = s.with_validated(false);
-                if let Err(seen) = info.state.compare_exchange_weak(
-                    cur,
-                    next.encode(),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
+                #[cfg(not(loom_mutant = "devalidate_relaxed"))]
+                let last = Ordering::Acquire;
+                // Mutant (caught by loom-tests devalidate_*): the last drop does not acquire the
+                // other holders' entry updates before de-validating.
+                #[cfg(loom_mutant = "devalidate_relaxed")]
+                let last = Ordering::Relaxed;
+                if let Err(seen) =
+                    info.state
+                        .compare_exchange_weak(cur, next.encode(), last, Ordering::Relaxed)
+                {
                     cur = seen;
                     continue;
                 }
                 pt::validate::demote(self, mem, mfn, level);
+                // `stamp`, an RMW of the clock, not a load: see `FlushClock::stamp`.
+                #[cfg(not(loom_mutant = "stamp_plain_load"))]
+                let stamp = self.clock.stamp();
+                // Mutant (caught by loom-tests flush_filter_*): stamped with a plain load.
+                #[cfg(loom_mutant = "stamp_plain_load")]
+                let stamp = self.clock.now();
                 // Relaxed: published by the Release below.
-                info.stamp.store(self.clock.now(), Ordering::Relaxed);
+                info.stamp.store(stamp, Ordering::Relaxed);
                 // Release: publishes the stamp and the de-validation; pairs with the next
                 // taker's Acquire CAS. Only G can move meanwhile, so C 1 → 0 cannot borrow.
                 let before = info.state.fetch_sub(TYPE_COUNT_ONE, Ordering::Release);
@@ -227,15 +266,33 @@ impl FrameTable<'_> {
             // than their last use. Only the holder of the last reference writes the stamp, so a
             // retry after a failed CAS just overwrites our own earlier store.
             fence(Ordering::Acquire);
+            // `stamp`, an RMW of the clock (Release), not a load: the unmaps that removed the
+            // last mappings are sequenced before it, so a CPU whose flush ticks after the stamp
+            // also sees them (see `FlushClock::stamp`; a load allows the store-buffering
+            // outcome that model `flush_filter` exhibits).
+            #[cfg(not(loom_mutant = "stamp_plain_load"))]
+            let stamp = self.clock.stamp();
+            // Mutant (caught by loom-tests flush_filter_*): stamped with a plain load.
+            #[cfg(loom_mutant = "stamp_plain_load")]
+            let stamp = self.clock.now();
             // Relaxed: published by the Release CAS below.
-            info.stamp.store(self.clock.now(), Ordering::Relaxed);
+            info.stamp.store(stamp, Ordering::Relaxed);
             // Release: publishes the stamp. Relaxed on failure: seed only.
-            match info.state.compare_exchange(
+            #[cfg(not(loom_mutant = "put_type_blind_store"))]
+            let r = info.state.compare_exchange(
                 cur,
                 s.with_type_count(0).encode(),
                 Ordering::Release,
                 Ordering::Relaxed,
-            ) {
+            );
+            // Mutant (caught by loom-tests type_refs_*): a blind store instead of the CAS.
+            #[cfg(loom_mutant = "put_type_blind_store")]
+            let r = {
+                info.state
+                    .store(s.with_type_count(0).encode(), Ordering::Release);
+                Ok::<u64, u64>(cur)
+            };
+            match r {
                 Ok(_) => return Ok(()),
                 Err(seen) => cur = seen,
             }

@@ -142,7 +142,15 @@ impl FrameTable<'_> {
             if present(val) {
                 refs::take(self, mem, ctx, table, level, val, Origin::Update)?;
             }
-            match mem.cas_entry(table, index, old, val) {
+            #[cfg(not(loom_mutant = "entry_blind_write"))]
+            let r = mem.cas_entry(table, index, old, val);
+            // Mutant (caught by loom-tests entry_update_*): the entry is stored, not CASed.
+            #[cfg(loom_mutant = "entry_blind_write")]
+            let r = {
+                mem.write_entry(table, index, val);
+                Ok::<(), u64>(())
+            };
+            match r {
                 Ok(()) => {
                     let released = refs::drop(self, mem, table, level, old);
                     return Ok(done(false, released));
