@@ -51,6 +51,7 @@ extern "C" fn kmain(magic: u32, mbi: u64) -> ! {
     };
     list_modules(&info);
     crate::cpu::init(&options);
+    info!("boot complete");
 
     if let Some(test) = options.test.as_ref() {
         let name = test.as_str();

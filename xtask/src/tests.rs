@@ -59,7 +59,12 @@ fn boot_cases(fixtures: &Path) -> Vec<Case> {
         expect,
     };
     let mut v = vec![
-        case("boot/plain", "", EXIT_SUCCESS, vec!["argon: Argon ", "argon: exit: success"]),
+        case(
+            "boot/plain",
+            "",
+            EXIT_SUCCESS,
+            vec!["argon: Argon ", "argon: command line: ''", "argon: boot complete", "argon: exit: success"],
+        ),
         case(
             "boot/cmdline-warnings",
             "loglvl=debug bogus=1 dom0_mem=notasize",
