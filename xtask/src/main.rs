@@ -6,10 +6,12 @@
 //! - `cargo xtask test`             every test tier; ends with `N passed, N failed`
 //! - `cargo xtask loom`             the loom models and their mutants alone
 //! - `cargo xtask xen`              boot the guest image on Xen 4.17 (downloaded, never installed)
+//! - `cargo xtask perf [--quick]`   host benchmarks against lock-based baselines
 //!
 //! Each command first installs what it lacks (see `prereq`).
 
 mod loom;
+mod perf;
 mod prereq;
 mod qemu;
 mod symbols;
@@ -51,7 +53,7 @@ pub fn build_image() -> Result<PathBuf> {
     Ok(root().join("target/x86_64-unknown-none/release/argon"))
 }
 
-const USAGE: &str = "usage: cargo xtask <build|run|test|loom|xen> [options]
+const USAGE: &str = "usage: cargo xtask <build|run|test|loom|xen|perf> [options]
 
 run options:
   --smp N            CPUs (default 4)
@@ -60,7 +62,7 @@ run options:
   --cpu MODEL        QEMU -cpu model under TCG (default max; e.g. max,-x2apic)
   --guest NAME|PATH  a domain per use (repeatable; the first is domain 0): NAME is a suite of the
                      built test kernel (demo, tests), PATH any PV ELF image (default: demo)
-  --vcpus N          vCPUs of each --guest domain (default 1)
+  --vcpus N          vCPUs of each --guest domain (default 4)
   --no-guest         boot with no domain at all
   --module PATH[:ARGS]  add a raw boot module (repeatable)
   --timeout SECS     stop QEMU after this long (default 120)
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Some("test") => tests::cmd_test(&args[1..]),
         Some("loom") => loom::cmd_loom(&args[1..]),
         Some("xen") => xen::cmd_xen(&args[1..]),
+        Some("perf") => perf::cmd_perf(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -108,7 +111,7 @@ fn cmd_run(args: &[String]) -> Result<()> {
     let mut gdb = false;
     let mut extra = Vec::new();
     let mut guests: Vec<String> = Vec::new();
-    let mut vcpus = 1u32;
+    let mut vcpus = 4u32;
     let mut no_guest = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
