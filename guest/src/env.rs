@@ -45,6 +45,19 @@ impl Env {
             .filter(|w| !w.is_empty())
     }
 
+    /// The value of `name=N` on the command line (a decimal number), if there is one.
+    pub fn arg_u64(&self, name: &[u8]) -> Option<u64> {
+        self.cmd_words().find_map(|w| {
+            let v = w.strip_prefix(name)?.strip_prefix(b"=")?;
+            core::str::from_utf8(v).ok()?.parse().ok()
+        })
+    }
+
+    /// MFN of the kernel's initial L4 (`pt_base`).
+    pub fn kernel_l4_mfn(&self) -> Option<u64> {
+        self.mfn_of(self.si.pt_base)
+    }
+
     /// P2M entry of `pfn` (its MFN); `None` past `nr_pages`.
     pub fn p2m(&self, pfn: u64) -> Option<u64> {
         if pfn >= self.si.nr_pages {

@@ -6,9 +6,16 @@
 //! guest: suite <name> (<n> tests)
 //! guest: PASS <test>
 //! guest: FAIL <test>: <why>
+//! guest: info audit: 0 discrepancies      (Argon: the count its audit hypercall returned)
+//! guest: PASS audit
 //! guest: <n> passed, <m> failed
 //! guest: done
 //! ```
+//!
+//! After every suite the kernel asks Argon's audit hypercall (63) how many frame-table
+//! discrepancies there are and reports the count as the verdict `audit` (`FAIL audit: N
+//! discrepancies`); where the hypercall does not exist (Xen: `-ENOSYS`) or is refused (an
+//! unprivileged domain: `-EPERM`) it says so on an `info` line and gives no verdict.
 //!
 //! After `done` the kernel shuts the domain down: `SHUTDOWN_poweroff` when every test passed,
 //! `SHUTDOWN_crash` otherwise. A test that faults never returns, so a missing `done` line is a
@@ -118,6 +125,21 @@ pub fn run_suite(name: &str, tests: &[Test], env: &Env) -> ! {
                 println!("guest: FAIL {}: {}", t.name, why.as_str());
             }
         }
+    }
+    let audit = hypercall::argon_audit();
+    if audit >= 0 {
+        println!("guest: info audit: {audit} discrepancies");
+    }
+    match audit {
+        0 => {
+            passed += 1;
+            println!("guest: PASS audit");
+        }
+        n if n > 0 => {
+            failed += 1;
+            println!("guest: FAIL audit: {n} discrepancies");
+        }
+        rc => println!("guest: info audit unavailable ({rc})"),
     }
     finish(passed, failed)
 }

@@ -180,3 +180,86 @@ pub unsafe fn update_va_mapping(va: u64, pte: u64, flags: u64) -> i64 {
     // passes only as UVMF_LOCAL/UVMF_ALL here; the caller vouches for the mapping change.
     unsafe { hypercall5(Hypercall::UpdateVaMapping.nr(), va, pte, flags, 0, 0) }
 }
+
+/// `vcpu_op(cmd, vcpuid, arg)`.
+///
+/// # Safety
+///
+/// `arg` must be null or point to the argument record `cmd` reads (a `vcpu_guest_context` for
+/// `VCPUOP_initialise`, whose register state must start a vCPU the kernel is prepared to run).
+pub unsafe fn vcpu_op(cmd: u32, vcpuid: u32, arg: u64) -> i64 {
+    // SAFETY: the caller vouches for `arg` and for what the vCPU will run.
+    unsafe {
+        hypercall5(
+            Hypercall::VcpuOp.nr(),
+            u64::from(cmd),
+            u64::from(vcpuid),
+            arg,
+            0,
+            0,
+        )
+    }
+}
+
+/// `vcpu_op(VCPUOP_is_up, vcpuid, NULL)`: 1, 0, or `-ENOENT` past the domain's vCPUs.
+pub fn vcpu_is_up(vcpuid: u32) -> i64 {
+    // SAFETY: VCPUOP_is_up takes no argument record.
+    unsafe { vcpu_op(abi::vcpu_op::VCPUOP_IS_UP, vcpuid, 0) }
+}
+
+/// `sched_op(SCHEDOP_yield, NULL)`.
+pub fn sched_yield() -> i64 {
+    // SAFETY: SCHEDOP_yield takes no argument and changes nothing the kernel relies on.
+    unsafe {
+        hypercall5(
+            Hypercall::SchedOp.nr(),
+            u64::from(abi::sched::SCHEDOP_YIELD),
+            0,
+            0,
+            0,
+            0,
+        )
+    }
+}
+
+/// `sched_op(SCHEDOP_block, NULL)`: unmasks event delivery and blocks until an event (on
+/// Argon, which has no event sources yet: until the next scheduling decision).
+pub fn sched_block() -> i64 {
+    // SAFETY: SCHEDOP_block takes no argument; the kernel binds no event channel, so unmasking
+    // events delivers nothing.
+    unsafe {
+        hypercall5(
+            Hypercall::SchedOp.nr(),
+            u64::from(abi::sched::SCHEDOP_BLOCK),
+            0,
+            0,
+            0,
+            0,
+        )
+    }
+}
+
+/// Argon's audit hypercall: the number of frame-table discrepancies, or `-ENOSYS` elsewhere.
+pub fn argon_audit() -> i64 {
+    // SAFETY: the audit only reads the hypervisor's frame table.
+    unsafe { hypercall5(abi::ARGON_OP_AUDIT, 0, 0, 0, 0, 0) }
+}
+
+/// Whether the hypervisor is Argon (`XENVER_extraversion` ends in `-argon`): for the few checks
+/// whose behaviour is Argon's own (an event-less `SCHEDOP_block` only returns there).
+pub fn is_argon() -> bool {
+    let mut extra = [0u8; 16];
+    // SAFETY: XENVER_extraversion writes at most 16 bytes into `extra`.
+    let rc = unsafe {
+        hypercall5(
+            Hypercall::XenVersion.nr(),
+            u64::from(abi::version::XENVER_EXTRAVERSION),
+            extra.as_mut_ptr() as u64,
+            0,
+            0,
+            0,
+        )
+    };
+    let end = extra.iter().position(|&b| b == 0).unwrap_or(extra.len());
+    rc == 0 && extra[..end].ends_with(b"-argon")
+}

@@ -12,7 +12,10 @@
 //! | `hypercall` | calls through the hypercall page and typed wrappers |
 //! | `console` | `println!` over `console_io` |
 //! | `env` | start_info, P2M/M2P translations |
-//! | `harness` | tests, verdict lines, summary, shutdown |
+//! | `harness` | tests, verdict lines, the audit, summary, shutdown |
+//! | `traps` | virtual IDT, fault-tolerant probes, secondary vCPU entry |
+//! | `smp` | secondary vCPUs: bring-up, jobs on every vCPU, barriers |
+//! | `pt` | scratch page tables and frames for the SMP suites |
 //! | `suites` | the suites, by name |
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -27,7 +30,13 @@ mod harness;
 #[cfg(target_os = "none")]
 mod hypercall;
 #[cfg(target_os = "none")]
+mod pt;
+#[cfg(target_os = "none")]
+mod smp;
+#[cfg(target_os = "none")]
 mod suites;
+#[cfg(target_os = "none")]
+mod traps;
 
 #[cfg(not(target_os = "none"))]
 fn main() {
@@ -51,6 +60,10 @@ fn run(si_va: u64, boot_rsp: u64) -> ! {
         .cmd_words()
         .find(|w| !w.contains(&b'='))
         .unwrap_or(b"tests");
+    let rc = traps::install();
+    if rc != 0 {
+        println!("guest: set_trap_table returned {rc}");
+    }
     match suites::by_name(name) {
         Some((name, tests)) => harness::run_suite(name, tests, &env),
         None => {

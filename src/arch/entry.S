@@ -4,7 +4,8 @@
  *
  * From ring 3 (a PV guest) trap_common first executes swapgs, so the hypervisor's GS base is
  * back (see src/pv/entry.S); trap_dispatch then never returns for such a trap (the vCPU leaves
- * through pv_exit_to_host), but the return path swaps back symmetrically all the same. */
+ * through pv_exit_to_host), but the return path swaps back symmetrically all the same.
+ * src/cpu/irq.S jumps here too for interrupts taken in ring 3, with the same frame shape. */
 
 .section .text, "ax"
 .balign 16
@@ -23,6 +24,7 @@ trap_stubs:
     .set vec, vec + 1
 .endr
 
+    .global trap_common
 trap_common:
     testb $3, 24(%rsp)              /* CS of the interrupted context, above vector and error */
     jz 1f

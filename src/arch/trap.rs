@@ -5,8 +5,10 @@
 //! backtrace when the stack allows, and ends the run with the failure code.
 //!
 //! An exception from ring 3 is a PV guest's (guest kernel and user both run there): it goes to
-//! `pv::guest_exception`, which hands it to the vCPU's run loop (bounce to the guest's handler,
-//! or kill the domain) and never returns here. NMI, #DF and #MC stay fatal wherever they hit:
+//! `pv::guest_exit`, which hands it to the vCPU's run loop (bounce to the guest's handler, or
+//! kill the domain) and never returns here. An interrupt taken in ring 3 (the hypervisor's own
+//! vectors, `cpu::ipi`) arrives here too: its handler runs first, then the vCPU leaves for the
+//! run loop the same way, which may reschedule. NMI, #DF and #MC stay fatal wherever they hit:
 //! they are machine events, not guest faults.
 
 use core::fmt;
@@ -90,10 +92,14 @@ const MACHINE_VECTORS: [u64; 3] = [2, 8, 18];
 /// Called by `trap_common` with the saved frame.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    if frame.cs & 3 == 3 && frame.vector >= 32 {
+        crate::cpu::ipi::dispatch(frame.vector);
+        crate::pv::guest_exit(frame, 0, crate::pv::regs::EXIT_INTERRUPT);
+    }
     if frame.cs & 3 == 3 && !MACHINE_VECTORS.contains(&frame.vector) {
         // CR2 first: nothing after this point may fault before it is read.
         let cr2 = if frame.vector == 14 { read_cr2() } else { 0 };
-        crate::pv::guest_exception(frame, cr2);
+        crate::pv::guest_exit(frame, cr2, crate::pv::regs::EXIT_EXCEPTION);
     }
     let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown vector");
     crate::console::raw(format_args!(

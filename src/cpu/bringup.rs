@@ -147,6 +147,8 @@ extern "C" fn ap_entry(index: u64) -> ! {
     unsafe { super::lapic().enable(super::ipi::SPURIOUS_VECTOR) };
     // SAFETY: this AP owns slot `index`; nothing relied on the old GS base.
     unsafe { percpu::set_gs_base(index, super::lapic().id()) };
+    // SAFETY: once on this AP, interrupts off, GS base and TSS (with rsp0) loaded above.
+    unsafe { crate::pv::cpu_init() };
     // AcqRel: pairs with the BSP's Acquire wait and its ABANDONED CAS.
     if slot
         .state

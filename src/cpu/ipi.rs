@@ -1,5 +1,7 @@
-//! IPIs: the hypervisor's vectors and their dispatch, sending to one CPU, a set or all but self,
-//! cross-CPU calls ("run `f(arg)` on CPU n and wait") and posted work for the idle loop.
+//! IPIs: the hypervisor's vectors and their dispatch (taken in hypervisor mode through
+//! `irq.S`, or in guest mode through `arch::trap`), sending to one CPU, a set or all but self,
+//! cross-CPU calls ("run `f(arg)` on CPU n and wait"), posted work for the idle loop, and the
+//! idle loop itself, which runs vCPUs (`domain::sched`) when there are any.
 //!
 //! A [`Mailbox`] carries one request at a time through `state`:
 //! FREE → CLAIMED (a sender's CAS, Acquire: pairs with the Release that freed it) → POSTED
@@ -27,8 +29,11 @@ pub const TIMER_VECTOR: u8 = 0xef;
 pub const CALL_VECTOR: u8 = 0xf0;
 /// The IPI storm self-test.
 pub const TEST_VECTOR: u8 = 0xf1;
-/// TLB shootdown transport (hvcore's protocol; no handler yet, only counted).
+/// TLB shootdown transport: the handler serves hvcore's mailbox (`domain::flush`).
 pub const SHOOTDOWN_VECTOR: u8 = 0xf2;
+/// Scheduler kick: no work of its own; it wakes a halted CPU, and makes a CPU running a guest
+/// leave it for its run loop, which then looks at what changed (`domain::sched`).
+pub const KICK_VECTOR: u8 = 0xf3;
 /// The APIC's spurious vector: no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
@@ -55,6 +60,7 @@ pub unsafe fn install_vectors() {
         CALL_VECTOR,
         TEST_VECTOR,
         SHOOTDOWN_VECTOR,
+        KICK_VECTOR,
         SPURIOUS_VECTOR,
     ] {
         // SAFETY: each stub saves what it clobbers and returns with iretq; boot is
@@ -63,9 +69,16 @@ pub unsafe fn install_vectors() {
     }
 }
 
-/// Interrupt dispatch, called by `irq_common` with interrupts disabled.
+/// Interrupt dispatch, called by `irq_common` with interrupts disabled (interrupts taken in
+/// hypervisor mode).
 #[unsafe(no_mangle)]
 extern "C" fn cpu_irq_dispatch(vector: u64) {
+    dispatch(vector);
+}
+
+/// Runs the handler of `vector` with interrupts disabled: from `cpu_irq_dispatch`, or from
+/// `arch::trap` for an interrupt that arrived while a guest ran.
+pub fn dispatch(vector: u64) {
     if vector == u64::from(SPURIOUS_VECTOR) {
         return;
     }
@@ -78,6 +91,7 @@ extern "C" fn cpu_irq_dispatch(vector: u64) {
         CALL_VECTOR => serve_calls(),
         TEST_VECTOR => super::selftests::on_test_ipi(),
         TIMER_VECTOR => time::on_timer(),
+        SHOOTDOWN_VECTOR => crate::domain::flush::on_ipi(),
         _ => {}
     }
 }
@@ -270,11 +284,12 @@ pub fn post_work(cpu: usize, f: fn(u64) -> u64, arg: u64) -> Result<(), CallErro
     send_ipi(cpu, CALL_VECTOR)
 }
 
-/// An AP's life after start-up: run posted work with interrupts on, else halt until an IPI.
+/// An AP's life after start-up: run posted work with interrupts on, then runnable vCPUs
+/// (`domain::sched`), else halt until an interrupt.
 pub fn idle_loop() -> ! {
     let me = percpu::this_cpu();
     loop {
-        // SAFETY: masks interrupts so that the check below and the halt cannot miss a wake-up.
+        // SAFETY: masks interrupts so that the checks below and the halt cannot miss a wake-up.
         unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
         if let Some((f, arg)) = me.work.take() {
             // Release: pairs with the next poster's claim; func/arg were copied out above.
@@ -286,8 +301,30 @@ pub fn idle_loop() -> ! {
         }
         // Relaxed: this CPU's own state, set by itself.
         debug_assert!(me.state.load(Ordering::Relaxed) == ONLINE);
-        // SAFETY: `sti; hlt` is atomic with respect to interrupts (the sti shadow), so an IPI
-        // arriving after the check wakes the halt.
-        unsafe { core::arch::asm!("sti", "hlt", options(nomem, nostack)) };
+        if crate::domain::sched::run_some() || !crate::domain::sched::idle_enter() {
+            continue;
+        }
+        halt();
+        crate::domain::sched::idle_leave();
     }
+}
+
+/// Enables interrupts on this CPU (the hypervisor's handlers run on any stack, in any
+/// hypervisor context).
+pub fn interrupts_on() {
+    // SAFETY: the hypervisor's vectors are installed before anything enables interrupts.
+    unsafe { core::arch::asm!("sti", options(nomem, nostack)) };
+}
+
+/// Masks interrupts on this CPU.
+pub fn interrupts_off() {
+    // SAFETY: masking interrupts has no other effect.
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+}
+
+/// Enables interrupts and halts until one arrives; returns with interrupts enabled.
+pub fn halt() {
+    // SAFETY: `sti; hlt` is atomic with respect to interrupts (the sti shadow), so an IPI
+    // arriving after the caller's last check (made with interrupts off) wakes the halt.
+    unsafe { core::arch::asm!("sti", "hlt", options(nomem, nostack)) };
 }

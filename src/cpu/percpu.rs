@@ -9,9 +9,13 @@
 //!   Intel, so anything that reloads GS (`Gdt::load`) must be followed by [`set_gs_base`].
 //! - `state` moves ABSENT → STARTING (BSP, Release) → ONLINE (the AP, AcqRel CAS) or ABANDONED
 //!   (the BSP on timeout, AcqRel CAS). The CAS makes a late AP and a timed-out BSP agree.
-//! - Stacks: each AP slot is `[guard page][stack][3 IST stacks]`. The guard page is only reserved:
-//!   the early page tables map the image with 2 MiB pages, so it cannot be unmapped yet; see
-//!   [`guard_pages`] for the hook that will unmap them once 4 KiB mappings exist.
+//! - Stacks: each AP slot is `[guard page][stack][3 IST stacks][guest entry stack]`. The guard
+//!   page is only reserved: the early page tables map the image with 2 MiB pages, so it cannot be
+//!   unmapped yet; see [`guard_pages`] for the hook that will unmap them once 4 KiB mappings
+//!   exist. Slot 0 belongs to the BSP, which keeps the boot stack and uses only the slot's guest
+//!   entry stack.
+//! - [`PerCpu::guest`] is the area `pv/entry.S` reaches at fixed GS offsets; only its own CPU
+//!   (its Rust code and its entry stubs, with interrupts off) touches it.
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -43,6 +47,34 @@ pub struct PerCpu {
     pub interrupts: AtomicU64,
     /// One-shot timer expiries seen.
     pub timer_fired: AtomicU64,
+    /// What the PV entry stubs reach through GS (`pv/entry.S`).
+    pub guest: GuestArea,
+}
+
+/// The words `pv/entry.S` saves and loads at `gs:` offsets while a vCPU runs on this CPU. Atomics
+/// only for `Sync`: the stubs access them as plain memory, and only this CPU does, with
+/// interrupts off (Relaxed everywhere on the Rust side).
+#[repr(C)]
+pub struct GuestArea {
+    /// The hypervisor's stack pointer inside `pv_run_guest`.
+    pub host_rsp: AtomicU64,
+    /// The running vCPU's `GuestRegs` (0 = no vCPU on this CPU).
+    pub regs: AtomicU64,
+    /// One scratch word for the stubs.
+    pub scratch: AtomicU64,
+    /// Non-zero: return to the guest with sysretq.
+    pub sysret: AtomicU64,
+}
+
+impl GuestArea {
+    const fn new() -> Self {
+        Self {
+            host_rsp: AtomicU64::new(0),
+            regs: AtomicU64::new(0),
+            scratch: AtomicU64::new(0),
+            sysret: AtomicU64::new(0),
+        }
+    }
 }
 
 impl PerCpu {
@@ -56,6 +88,7 @@ impl PerCpu {
             work: Mailbox::new(),
             interrupts: AtomicU64::new(0),
             timer_fired: AtomicU64::new(0),
+            guest: GuestArea::new(),
         }
     }
 }
@@ -125,15 +158,19 @@ pub fn online() -> CpuSet {
 }
 
 const GUARD: usize = 4096;
-const STACK_SIZE: usize = 32 * 1024;
+const STACK_SIZE: usize = 64 * 1024;
 const IST_SIZE: usize = 8 * 1024;
+const ENTRY_SIZE: usize = 16 * 1024;
 
-/// One AP's stacks: a guard page, the main stack, and the #DF, NMI and #MC stacks.
+/// One AP's stacks: a guard page, the main stack (hypercalls and validation run on it), the
+/// #DF, NMI and #MC stacks, and the stack exceptions and interrupts from a guest arrive on
+/// (TSS.rsp0).
 #[repr(C, align(4096))]
 pub struct CpuStacks {
     guard: [u8; GUARD],
     stack: [u8; STACK_SIZE],
     ist: [[u8; IST_SIZE]; 3],
+    entry: [u8; ENTRY_SIZE],
 }
 
 /// Slot `i` belongs to AP `i`; slot 0 (the BSP's, which keeps the boot stack) stays unused so
@@ -144,6 +181,7 @@ static STACKS: BootCell<[CpuStacks; MAX_CPUS]> = BootCell::new(
             guard: [0; GUARD],
             stack: [0; STACK_SIZE],
             ist: [[0; IST_SIZE]; 3],
+            entry: [0; ENTRY_SIZE],
         }
     }; MAX_CPUS],
 );
@@ -158,6 +196,14 @@ pub fn ap_stack_layout() -> (u64, u64) {
         base + (GUARD + STACK_SIZE) as u64,
         core::mem::size_of::<CpuStacks>() as u64,
     )
+}
+
+/// Top of CPU `index`'s guest entry stack (its TSS.rsp0): ring-3 exceptions and interrupts
+/// arrive there. Slot 0's is the BSP's.
+pub fn entry_stack_top(index: usize) -> u64 {
+    let stride = core::mem::size_of::<CpuStacks>();
+    let off = index * stride + core::mem::offset_of!(CpuStacks, entry) + ENTRY_SIZE;
+    STACKS.get() as u64 + off as u64
 }
 
 /// Virtual addresses of the reserved guard pages below each AP stack, for the memory code to
@@ -194,6 +240,7 @@ pub unsafe fn load_ap_tables(index: usize) {
     {
         tss.ist[usize::from(ist) - 1] = ist_base + ((slot + 1) * IST_SIZE) as u64;
     }
+    tss.rsp0 = entry_stack_top(index);
     // SAFETY: as above for the GDT slot.
     let gdt = unsafe { &mut *GDT[index].get() };
     // SAFETY: the TSS is complete and is never written again: a shared 'static borrow is sound.

@@ -116,10 +116,11 @@ pub fn cancel_oneshot() {
     super::lapic().timer_stop();
 }
 
-/// The timer interrupt: counts the expiry. (The scheduler will hook in here.)
+/// The timer interrupt: counts the expiry and tells the scheduler (a time slice may be over).
 pub fn on_timer() {
     // Relaxed: read by the same CPU, or by a test after a Release/Acquire hand-off.
     super::percpu::this_cpu()
         .timer_fired
         .fetch_add(1, Ordering::Relaxed);
+    crate::domain::sched::on_timer();
 }

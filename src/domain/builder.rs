@@ -17,6 +17,7 @@ use abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_PAE, Star
 use abi::{Wire, elfnote};
 use boot::frame_alloc::FrameAllocator;
 use hvcore::domain::DomId;
+use hvcore::flush::AtomicCpuMask;
 use hvcore::frame::{Level, MmError, PageType};
 use hvcore::mem::{Mfn, PhysMem};
 use hvcore::pt::{PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, make_pte};
@@ -118,6 +119,7 @@ pub fn build(
     dom.linear_pt = hv.linear_pt;
     dom.nr_vcpus = spec.nr_vcpus.clamp(1, MAX_VCPUS as u32);
     dom.features_required = k.features_required;
+    dom.dirty = AtomicCpuMask::for_cpus(smp::MAX_CPUS);
     match populate(hv, alloc, &mut dom, &k, &layout, spec) {
         Ok(()) => {
             debug!(
@@ -231,11 +233,12 @@ fn populate(
     hv.ft
         .get_page_and_type(&hv.mem, &ctx, Mfn(l4), PageType::L4)
         .map_err(BuildError::PageTables)?;
-    let v0 = &mut dom.vcpus[0];
-    v0.kernel_l4 = l4;
+    let slot = &mut dom.vcpus[0];
+    slot.set_kernel_l4(l4);
+    slot.set_initial_queued();
+    let v0 = slot.ctx_mut();
     v0.regs = GuestRegs::at_entry(k.entry, layout.stack_top(), layout.start_info);
     v0.kernel_mode = true;
-    v0.online = true;
     v0.kernel_ss = u64::from(FLAT_RING3_DS);
     v0.kernel_sp = layout.stack_top();
     Ok(())

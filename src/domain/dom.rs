@@ -1,64 +1,39 @@
-//! A domain and its vCPUs as plain data ([`Domain`], [`Vcpu`]), the hypervisor-side state the
-//! PV ABI needs: registers, trap table, callbacks, stacks, segment bases, page-table bases,
-//! vm_assist, shutdown state and the console line buffer.
+//! A domain as every CPU running one of its vCPUs sees it ([`Domain`]): fixed facts written by
+//! the builder, the domain-wide state hypercalls change (atomics), its dirty CPU mask and its
+//! vCPU slots (`vcpu`).
 //!
 //! Invariants:
-//! - Both types are all-zero-valid (`Zeroable`): a domain is created zeroed in frames of its own
-//!   (`FrameBox`) and filled by the builder, with no large stack temporaries. So optional frames
+//! - `Domain` is all-zero-valid (`Zeroable`): it is created zeroed in frames of its own
+//!   (`FrameBox`) and filled by the builder, with no large stack temporaries. Optional frames
 //!   are MFNs with 0 for "none" (frame 0 is in the first MiB, never given to a guest).
-//! - `Vcpu::kernel_l4`/`user_l4`, when non-zero, each hold one general and one L4 type
+//! - Fields without interior mutability are written only while the builder or `destroy` holds
+//!   the domain exclusively (`&mut`); while vCPUs run it is shared (`&Domain`).
+//! - Each vCPU's `kernel_l4`/`user_l4`, when non-zero, holds one general and one L4 type
 //!   reference, taken when installed and dropped by `destroy`.
 //! - `first_mfn..first_mfn + nr_pages` are exactly the frames allocated to the domain (PFN `n`
 //!   is MFN `first_mfn + n` at creation); `shared_info` is assigned to the domain too and carries
 //!   one extra, hypervisor-held writable type reference so it can never become a page table.
+//! - `dirty` (spec §5.1): a CPU sets its bit (`AtomicCpuMask::set`) before it loads one of the
+//!   domain's page tables. Bits are dropped lazily: never while the domain runs (not when a CPU
+//!   merely goes idle), only when the CPU runs another domain — which, with domains running one
+//!   after another, is when this one has been retired and the mask goes with it.
+//!
+//! Orderings: `vm_assist` bits flip with AcqRel RMWs and are read Relaxed (they gate behaviour,
+//! publish no data); the first `shut_down` wins a CAS (AcqRel) and is read with Acquire by the
+//! CPUs that then stop the domain's vCPUs.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use abi::TrapInfo;
 use abi::sched::SHUTDOWN_CRASH;
 use abi::shared_info::vcpu_info_offset;
 use hvcore::domain::DomId;
+use hvcore::flush::AtomicCpuMask;
 
 use super::machine::{HvCtx, XenSlots, Zeroable, shared_u8, shared_u64};
-use crate::pv::regs::GuestRegs;
+use super::vcpu::{Vcpu, VcpuSlot};
 
-/// vCPUs a domain may have.
-pub const MAX_VCPUS: usize = 8;
-/// Bytes of console output held until a newline.
-pub const CONSOLE_LINE: usize = 256;
-
-/// One virtual CPU.
-#[repr(C)]
-pub struct Vcpu {
-    /// Saved registers while not running.
-    pub regs: GuestRegs,
-    /// The virtual IDT (`set_trap_table`); address 0 = no handler.
-    pub trap_table: [TrapInfo; 256],
-    /// Set by the builder (vCPU 0) or VCPUOP_up.
-    pub online: bool,
-    /// Guest kernel mode (else guest user mode).
-    pub kernel_mode: bool,
-    /// Kernel stack for user → kernel transitions (`stack_switch`).
-    pub kernel_ss: u64,
-    pub kernel_sp: u64,
-    /// Callbacks (`set_callbacks` / `callback_op`).
-    pub event_callback: u64,
-    pub failsafe_callback: u64,
-    pub syscall_callback: u64,
-    /// Entering the syscall callback masks events.
-    pub syscall_masks_events: bool,
-    /// Segment bases (`set_segment_base`).
-    pub fs_base: u64,
-    pub gs_base_kernel: u64,
-    pub gs_base_user: u64,
-    /// Kernel / user page-table base (L4 MFN), 0 = none.
-    pub kernel_l4: u64,
-    pub user_l4: u64,
-    /// The LDT `MMUEXT_SET_LDT` recorded (not loaded: guest descriptor tables are not
-    /// supported yet).
-    pub ldt_base: u64,
-    pub ldt_ents: u32,
-}
+/// vCPUs a domain may have (the `vcpu_info` slots of shared_info).
+pub const MAX_VCPUS: usize = 32;
 
 /// One domain.
 #[repr(C)]
@@ -70,57 +45,100 @@ pub struct Domain {
     pub nr_pages: u64,
     /// The shared_info frame (0 until allocated).
     pub shared_info: u64,
-    /// Enabled `VMASST_TYPE_*` bits.
-    pub vm_assist: u64,
     /// `XENFEAT_*` bits the kernel required.
     pub features_required: u32,
-    /// Shutdown reason + 1 once the domain has shut down (0 = running).
-    shutdown: u32,
-    /// `SCHEDOP_shutdown_code`'s reason + 1 (0 = none).
-    pub shutdown_code: u32,
     pub nr_vcpus: u32,
-    pub vcpus: [Vcpu; MAX_VCPUS],
-    console: [u8; CONSOLE_LINE],
-    console_len: usize,
+    /// Enabled `VMASST_TYPE_*` bits.
+    vm_assist: AtomicU64,
+    /// Shutdown reason + 1 once the domain has shut down (0 = running).
+    shutdown: AtomicU32,
+    /// `SCHEDOP_shutdown_code`'s reason + 1 (0 = none).
+    shutdown_code: AtomicU32,
+    /// CPUs that may hold translations of the domain's page tables (module head).
+    pub dirty: AtomicCpuMask,
+    pub vcpus: [VcpuSlot; MAX_VCPUS],
 }
 
-// SAFETY: every field of Vcpu is an integer, bool, `GuestRegs` (u64s) or `TrapInfo` (integers),
-// for which all-zero bytes are valid.
-unsafe impl Zeroable for Vcpu {}
-// SAFETY: every field is an integer, bool, byte array or an array of `Vcpu` (Zeroable above).
+// SAFETY: every field is an integer, bool, atomic integer, `AtomicCpuMask` (atomic words and a
+// word count; zero words are an empty mask, and the builder sets the count before any use) or
+// an array of `VcpuSlot` (atomics and an `UnsafeCell` of integers, bools, `GuestRegs` and
+// `TrapInfo`), for all of which all-zero bytes are valid.
 unsafe impl Zeroable for Domain {}
 
 impl Domain {
     /// The validation context for this domain's page tables.
-    pub fn ctx<'a>(&self, slots: &'a XenSlots) -> HvCtx<'a> {
+    pub fn ctx<'a>(&'a self, slots: &'a XenSlots) -> HvCtx<'a> {
         HvCtx {
             domid: self.id,
             privileged: self.privileged,
             linear_pt: self.linear_pt,
             slots,
+            dirty: &self.dirty,
+        }
+    }
+
+    /// The vCPUs that exist (`nr_vcpus` of them).
+    pub fn slots(&self) -> &[VcpuSlot] {
+        &self.vcpus[..self.nr_vcpus as usize]
+    }
+
+    /// The enabled `VMASST_TYPE_*` bits.
+    pub fn vm_assist(&self) -> u64 {
+        // Relaxed: see the module head.
+        self.vm_assist.load(Ordering::Relaxed)
+    }
+
+    /// Enables (`on`) or disables assist `kind`.
+    pub fn set_vm_assist(&self, kind: u32, on: bool) {
+        let bit = 1u64 << kind;
+        // AcqRel: see the module head.
+        if on {
+            self.vm_assist.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            self.vm_assist.fetch_and(!bit, Ordering::AcqRel);
         }
     }
 
     /// Why the domain shut down, if it did.
     pub fn shutdown_reason(&self) -> Option<u32> {
-        self.shutdown.checked_sub(1)
+        // Acquire: pairs with the AcqRel CAS in `shut_down`.
+        self.shutdown.load(Ordering::Acquire).checked_sub(1)
     }
 
-    /// Records a shutdown (the first reason wins).
-    pub fn shut_down(&mut self, reason: u32) {
-        if self.shutdown == 0 {
-            self.shutdown = reason.saturating_add(1);
+    /// Records a shutdown (the first reason wins; returns whether this call was first) and
+    /// makes every CPU look at its vCPUs again.
+    pub fn shut_down(&self, reason: u32) -> bool {
+        // AcqRel: see the module head.
+        let first = self
+            .shutdown
+            .compare_exchange(
+                0,
+                reason.saturating_add(1),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if first {
+            super::sched::kick_all();
         }
+        first
+    }
+
+    /// `SCHEDOP_shutdown_code`: the reason to report if the domain later crashes.
+    pub fn set_shutdown_code(&self, reason: u32) {
+        // Relaxed: informational only.
+        self.shutdown_code
+            .store(reason.saturating_add(1), Ordering::Relaxed);
     }
 
     /// Kills the domain: prints `argon: dN: crashed: <why>` (at every log level) and a
-    /// register dump of vCPU `v`.
-    pub fn crash(&mut self, v: usize, why: core::fmt::Arguments<'_>) {
+    /// register dump of vCPU `v`, whose context the caller owns.
+    pub fn crash(&self, v: usize, vcpu: &Vcpu, why: core::fmt::Arguments<'_>) {
         let id = self.id;
-        crate::console::raw(format_args!("argon: d{id}: crashed: {why}\n"));
-        if let Some(vcpu) = self.vcpus.get(v) {
-            crate::console::raw(format_args!("d{id} vCPU {v} registers:\n{}\n", vcpu.regs));
-        }
+        crate::console::raw(format_args!(
+            "argon: d{id}: crashed: {why}\nd{id} vCPU {v} registers:\n{}\n",
+            vcpu.regs
+        ));
         self.shut_down(SHUTDOWN_CRASH);
     }
 
@@ -148,38 +166,5 @@ impl Domain {
             // Relaxed: read by the guest's handler after the bounce, on this same vCPU.
             w.store(cr2, Ordering::Relaxed);
         }
-    }
-
-    /// Console output from the guest: whole lines are printed as `(dN) <line>`; control
-    /// characters other than tab are shown as `?`.
-    pub fn console_write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            match b {
-                b'\n' => self.console_flush(),
-                b'\r' => {}
-                b'\t' | 0x20..=0x7e => self.console_push(b),
-                _ => self.console_push(b'?'),
-            }
-        }
-    }
-
-    fn console_push(&mut self, b: u8) {
-        if self.console_len == CONSOLE_LINE {
-            self.console_flush();
-        }
-        self.console[self.console_len] = b;
-        self.console_len += 1;
-    }
-
-    /// Prints what is buffered as one line.
-    pub fn console_flush(&mut self) {
-        let line = core::str::from_utf8(&self.console[..self.console_len]).unwrap_or("?");
-        crate::console::raw(format_args!("(d{}) {line}\n", self.id));
-        self.console_len = 0;
-    }
-
-    /// Anything still buffered (printed when the domain ends).
-    pub fn console_pending(&self) -> bool {
-        self.console_len > 0
     }
 }

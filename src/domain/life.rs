@@ -2,7 +2,8 @@
 //! references the hypervisor holds outside page tables for the frame-table audit.
 //!
 //! Destroy order (Xen's `domain_relinquish_resources`, simplified for one domain at a time):
-//! the caller has already switched CR3 away from the domain's tables; then (1) drop the vCPUs'
+//! the caller has already retired the domain (`sched`: no CPU runs its vCPUs or has its tables
+//! in CR3); then (1) drop the vCPUs'
 //! base-pointer references, (2) unpin every table the domain pinned — each unpin may
 //! de-validate a whole tree, dropping the references its entries held, (3) drop the
 //! hypervisor's type reference on shared_info, (4) release each frame's allocation reference;
@@ -37,8 +38,8 @@ pub fn extra_refs(dom: &Domain, out: &mut [ExtraRef; MAX_EXTRA]) -> usize {
         }
     };
     for v in &dom.vcpus {
-        push(v.kernel_l4, PageType::L4);
-        push(v.user_l4, PageType::L4);
+        push(v.kernel_l4(), PageType::L4);
+        push(v.user_l4(), PageType::L4);
     }
     push(dom.shared_info, PageType::Writable);
     n
@@ -60,15 +61,16 @@ pub fn destroy(hv: &Hv<'_>, alloc: &mut FrameAllocator<'_>, mut dom: FrameBox<Do
     let ctx = dom.ctx(&hv.slots);
     let id = dom.id;
     for v in 0..MAX_VCPUS {
-        for l4 in [dom.vcpus[v].kernel_l4, dom.vcpus[v].user_l4] {
+        let slot = &dom.vcpus[v];
+        for l4 in [slot.kernel_l4(), slot.user_l4()] {
             if l4 != 0
                 && let Err(e) = hv.ft.put_page_and_type(&hv.mem, Mfn(l4))
             {
                 error!("d{id}: dropping vCPU {v}'s base {l4:#x}: {e}");
             }
         }
-        dom.vcpus[v].kernel_l4 = 0;
-        dom.vcpus[v].user_l4 = 0;
+        slot.set_kernel_l4(0);
+        slot.set_user_l4(0);
     }
     let range = dom.first_mfn..dom.first_mfn + dom.nr_pages;
     for mfn in range.clone() {

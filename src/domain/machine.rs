@@ -11,14 +11,15 @@
 //!   `hvcore::mem` asks for (Acquire load, Release store, AcqRel CAS).
 //! - The M2P's frames and tables are never assigned in the frame table, so no guest can map or
 //!   type them; guests read the M2P only through L4 slot 256, whose entries have no RW bit.
-//! - TLB: only the bootstrap CPU runs guests (see `pv`), and CR4.PGE is off, so a retype is made
-//!   safe by flushing this CPU's TLB ([`local_flush`]).
+//! - TLB: a retype is made safe by the filtered shootdown of the owner's dirty CPU mask
+//!   (`HvCtx::flush_retyped`, `flush`); CR4.PGE is off, so a CR3 reload drops every entry.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use boot::arch::{boot_pml4_phys, phys_to_virt};
 use boot::frame_alloc::FrameAllocator;
 use hvcore::domain::{DomId, DomainCtx, TypeChange};
+use hvcore::flush::AtomicCpuMask;
 use hvcore::frame::PageType;
 use hvcore::mem::{Mfn, PhysMem};
 use hvcore::pt::{PTE_A, PTE_P, PTE_RW, PTE_US, XEN_L4_SLOT_RO_M2P, XEN_L4_SLOT_SELF, make_pte};
@@ -42,14 +43,6 @@ pub unsafe fn frame_bytes(mfn: u64) -> Option<&'static mut [u8; 4096]> {
     // SAFETY: the direct map covers the frame (frame_va checked) and the caller guarantees
     // exclusive access; a frame is page aligned, so the array reference is aligned.
     Some(unsafe { &mut *(va as *mut [u8; 4096]) })
-}
-
-/// Flushes this CPU's TLB (non-global entries; CR4.PGE is off, so that is all of them).
-pub fn local_flush() {
-    // SAFETY: reloading CR3 with its own value only drops TLB entries.
-    unsafe {
-        core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
-    }
 }
 
 /// hvcore's `PhysMem` over the direct map of the first `frames` frames.
@@ -258,6 +251,8 @@ pub struct HvCtx<'a> {
     pub privileged: bool,
     pub linear_pt: bool,
     pub slots: &'a XenSlots,
+    /// The domain's dirty CPU mask: whom a retype of its frames must flush.
+    pub dirty: &'a AtomicCpuMask,
 }
 
 impl DomainCtx for HvCtx<'_> {
@@ -290,9 +285,10 @@ impl DomainCtx for HvCtx<'_> {
     }
 
     fn flush_retyped(&self, change: TypeChange) {
-        // A frame that never had a type since allocation cannot be cached under an old one.
+        // A frame that never had a type since allocation was never mapped writable nor used as
+        // a page table, so no translation of it can be stale (read-only mappings are harmless).
         if change.old_type != PageType::None {
-            local_flush();
+            super::flush::retyped(self.dirty, change.stamp);
         }
     }
 }

@@ -1,34 +1,45 @@
-//! Domains: building PV domains from boot modules, running them, destroying them, and the
-//! frame-table audit that closes every run.
+//! Domains: building PV domains from boot modules, running their vCPUs on every CPU,
+//! destroying them, and the frame-table audit that closes every run.
 //!
 //! | module | owns |
 //! |---|---|
 //! | `elf` | pure parser of ELF64 kernels and their Xen notes |
 //! | `layout` | pure initial-layout arithmetic (Xen's dom0 builder) |
 //! | `builder` | a domain from a kernel image |
-//! | `dom` | `Domain` / `Vcpu` state |
+//! | `dom` | `Domain`: fixed facts, shared state, dirty mask |
+//! | `vcpu` | `Vcpu` contexts and their slots' scheduling state machine |
 //! | `machine` | direct-map `PhysMem`, M2P, frame boxes, the `DomainCtx` |
-//! | `run` | the vCPU loop |
+//! | `flush` | the flush clock and shootdowns over IPIs, statistics |
+//! | `sched`, `runq` | run queues, time slices, idle CPUs, starting and retiring a domain |
+//! | `run` | running one vCPU on this CPU |
 //! | `life` | destroy, audit references |
+//! | `once` | write-once statics |
 //! | `host_tests.rs` | host tests of `elf` and `layout`, compiled by xtask only |
 //!
 //! Life cycle: module 0 becomes domain 0 (privileged, `SIF_INITDOMAIN`), module `i` domain `i`
-//! (unprivileged). Domains are built and run **one after another** on the bootstrap CPU: each
-//! runs until it shuts down or crashes, is audited and destroyed (every frame back to the
-//! allocator), then the next module is built. A module that is not a valid PV kernel is
+//! (unprivileged). Domains are built and run **one after another**, each on every CPU: the
+//! BSP builds it, `sched::run_domain` runs its vCPUs on all CPUs until it shuts down or
+//! crashes and retires it, then it is audited and destroyed (every frame back to the
+//! allocator), and the next module is built. A module that is not a valid PV kernel is
 //! reported (`argon: error: module N (path): why; domain N not created`) and skipped. At the
-//! end the whole frame table is audited (`argon: audit: N discrepancies`) and Argon exits with
-//! domain 0's verdict: poweroff (or no domain 0) → success, anything else → failure.
+//! end the whole frame table is audited (`argon: audit: N discrepancies`), the shootdown
+//! statistics are printed, and Argon exits with domain 0's verdict: poweroff (or no domain 0)
+//! → success, anything else → failure.
 
 pub mod builder;
 pub mod dom;
 pub mod elf;
+pub mod flush;
 pub mod layout;
 pub mod life;
 pub mod machine;
+mod once;
 pub mod run;
+mod runq;
+pub mod sched;
+pub mod vcpu;
 
-use core::cell::RefCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::sched::SHUTDOWN_POWEROFF;
 use boot::arch::qemu::ExitCode;
@@ -36,14 +47,18 @@ use boot::cmdline::{self, Options};
 use boot::multiboot::BootInfo;
 use hvcore::audit::{AuditScratch, ExtraRef};
 use hvcore::domain::DomId;
-use hvcore::flush::FlushClock;
 use hvcore::frame::FrameTable;
 use hvcore::mem::Mfn;
+use smp::BootCell;
 
 use crate::kmain::exit;
 use crate::mem::BootMemory;
 use dom::Domain;
 use machine::{DirectMem, M2p, XenSlots};
+use once::Global;
+
+/// The machine as every CPU running a vCPU sees it; set once by the BSP in [`run_all`].
+pub static HV: Global<Hv<'static>> = Global::new();
 
 /// Memory of a domain whose module gives no `mem=` (like `dom0_mem=64M` in our Xen runs).
 const DEFAULT_MEM: u64 = 64 << 20;
@@ -56,13 +71,27 @@ pub struct Hv<'a> {
     pub slots: XenSlots,
     /// `linear-pt` on the command line.
     pub linear_pt: bool,
-    scratch: RefCell<&'static mut [AuditScratch]>,
+    /// The audit's scratch space, used by one audit at a time (`audit_busy`).
+    scratch: BootCell<&'static mut [AuditScratch]>,
+    audit_busy: AtomicBool,
 }
 
 impl Hv<'_> {
     /// Audits the whole frame table, counting `dom`'s out-of-table references; returns the
-    /// number of discrepancies (printing the first few when `print`).
-    pub fn audit(&self, dom: Option<&Domain>, print: bool) -> usize {
+    /// number of discrepancies (printing the first few when `print`), or `None` if another
+    /// audit is running. Meaningful only while no MMU operation is in flight.
+    pub fn audit(&self, dom: Option<&Domain>, print: bool) -> Option<usize> {
+        // Acquire: pairs with the Release below; the previous audit's scratch writes are done.
+        if self.audit_busy.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        let found = self.audit_locked(dom, print);
+        // Release: this audit's scratch writes happen-before the next audit's.
+        self.audit_busy.store(false, Ordering::Release);
+        Some(found)
+    }
+
+    fn audit_locked(&self, dom: Option<&Domain>, print: bool) -> usize {
         let mut extra = [ExtraRef {
             mfn: Mfn(0),
             ty: None,
@@ -70,12 +99,12 @@ impl Hv<'_> {
         let n = dom.map_or(0, |d| life::extra_refs(d, &mut extra));
         let foreign_ok =
             |mapper: DomId, _owner: DomId| dom.is_some_and(|d| d.id == mapper && d.privileged);
-        let Ok(mut scratch) = self.scratch.try_borrow_mut() else {
-            return usize::MAX;
-        };
+        // SAFETY: `audit_busy` makes this the only audit running, so the scratch slice has no
+        // other user until the flag drops.
+        let scratch: &mut [AuditScratch] = unsafe { &mut **self.scratch.get() };
         let mut shown = 0;
         self.ft
-            .audit_each(&self.mem, &extra[..n], &mut scratch, foreign_ok, |f| {
+            .audit_each(&self.mem, &extra[..n], scratch, foreign_ok, |f| {
                 if print && shown < 16 {
                     error!("audit: {f:?}");
                     shown += 1;
@@ -89,7 +118,8 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
     if info.modules().len() == 0 {
         exit(ExitCode::Success, "success");
     }
-    let clock = FlushClock::new();
+    let clock = flush::clock();
+    flush::init();
     let (m2p, slots) = match M2p::init(&mut mem.alloc, mem.max_frame) {
         Ok(m) => m,
         Err(why) => {
@@ -103,86 +133,41 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
         exit(ExitCode::Failure, "failure (no memory)");
     };
     let hv = Hv {
-        ft: FrameTable::new(mem.frame_table, &clock),
+        ft: FrameTable::new(mem.frame_table, clock),
         mem: DirectMem::new(mem.max_frame),
         m2p,
         slots,
         linear_pt: options.linear_pt,
-        scratch: RefCell::new(scratch),
+        scratch: BootCell::new(scratch),
+        audit_busy: AtomicBool::new(false),
     };
-    // SAFETY: on the BSP, interrupts off, after `cpu::init` set the GS base.
-    if let Err(why) = unsafe { crate::pv::cpu_init() } {
-        error!("{why}");
-        exit(ExitCode::Failure, "failure (guest entry setup)");
-    }
+    let Ok(hv) = HV.set(hv) else {
+        exit(ExitCode::Failure, "failure (domains started twice)");
+    };
+    // SAFETY: on the BSP, interrupts off, after `cpu::init` set its GS base and TSS.
+    unsafe { crate::pv::cpu_init() };
     let free_before = mem.alloc.free_count();
     let mut dom0_reason = None;
     let mut leaked = 0u64;
     for (i, m) in info.modules().enumerate() {
         let Ok(id) = DomId::try_from(i) else { break };
-        let (mc, _) = cmdline::parse_module(m.cmdline);
         let privileged = i == 0;
-        let mem_bytes = if privileged {
-            options.dom0_mem.or(mc.mem)
-        } else {
-            mc.mem
-        };
-        let vcpus = if privileged {
-            options.dom0_max_vcpus.or(mc.vcpus)
-        } else {
-            mc.vcpus
-        };
-        let mut args = [0u8; 1024];
-        let Ok(args_len) = mc.write_guest_args(&mut args) else {
-            error!(
-                "module {i} ({}): guest arguments too long; domain {id} not created",
-                mc.path
-            );
+        let Some(dom) = build_module(hv, mem, options, i, id, m.cmdline, (m.start, m.end)) else {
             continue;
         };
-        let Some(image) = module_bytes(m.start, m.end) else {
-            error!(
-                "module {i} ({}): not in the direct map; domain {id} not created",
-                mc.path
-            );
-            continue;
-        };
-        let spec = builder::BuildSpec {
-            id,
-            privileged,
-            image,
-            nr_pages: mem_bytes.unwrap_or(DEFAULT_MEM) / 4096,
-            nr_vcpus: vcpus.unwrap_or(1),
-            cmdline: &args[..args_len],
-        };
-        let mut dom = match builder::build(&hv, &mut mem.alloc, &spec) {
-            Ok(d) => d,
-            Err(e) => {
-                error!("module {i} ({}): {e}; domain {id} not created", mc.path);
-                continue;
-            }
-        };
-        info!(
-            "d{id}: {}{} MiB, {} vCPU(s), from module {i} ({})",
-            if privileged { "privileged, " } else { "" },
-            spec.nr_pages >> 8,
-            dom.nr_vcpus,
-            mc.path
-        );
-        if dom.nr_vcpus > 1 {
-            warn!("d{id}: only vCPU 0 runs (secondary vCPUs are not brought up yet)");
-        }
-        run::run(&hv, &mut dom);
+        sched::run_domain(&dom);
         let reason = dom.shutdown_reason().unwrap_or(abi::sched::SHUTDOWN_CRASH);
-        let found = hv.audit(Some(&dom), true);
+        report_vcpus(&dom);
+        let found = hv.audit(Some(&dom), true).unwrap_or(usize::MAX);
         info!("d{id}: audit at shutdown: {found} discrepancies");
-        leaked += life::destroy(&hv, &mut mem.alloc, dom);
+        leaked += life::destroy(hv, &mut mem.alloc, dom);
         if privileged {
             dom0_reason = Some(reason);
         }
     }
-    let found = hv.audit(None, true);
+    let found = hv.audit(None, true).unwrap_or(usize::MAX);
     info!("audit: {found} discrepancies");
+    flush::report();
     let lost = free_before.saturating_sub(mem.alloc.free_count());
     if lost > 0 || leaked > 0 {
         error!("{lost} frames not returned to the allocator ({leaked} leaked by destroy)");
@@ -197,6 +182,91 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
             let text = fmt_reason(&mut why, r);
             exit(ExitCode::Failure, text)
         }
+    }
+}
+
+/// Builds the domain of boot module `i`; `None` (reported) if it cannot be.
+fn build_module(
+    hv: &Hv<'_>,
+    mem: &mut BootMemory,
+    options: &Options,
+    i: usize,
+    id: DomId,
+    cmdline: &str,
+    (start, end): (u64, u64),
+) -> Option<machine::FrameBox<Domain>> {
+    let (mc, _) = cmdline::parse_module(cmdline);
+    let privileged = i == 0;
+    let mem_bytes = if privileged {
+        options.dom0_mem.or(mc.mem)
+    } else {
+        mc.mem
+    };
+    let vcpus = if privileged {
+        options.dom0_max_vcpus.or(mc.vcpus)
+    } else {
+        mc.vcpus
+    };
+    let mut args = [0u8; 1024];
+    let Ok(args_len) = mc.write_guest_args(&mut args) else {
+        error!(
+            "module {i} ({}): guest arguments too long; domain {id} not created",
+            mc.path
+        );
+        return None;
+    };
+    let Some(image) = module_bytes(start, end) else {
+        error!(
+            "module {i} ({}): not in the direct map; domain {id} not created",
+            mc.path
+        );
+        return None;
+    };
+    let spec = builder::BuildSpec {
+        id,
+        privileged,
+        image,
+        nr_pages: mem_bytes.unwrap_or(DEFAULT_MEM) / 4096,
+        nr_vcpus: vcpus.unwrap_or(1),
+        cmdline: &args[..args_len],
+    };
+    let dom = match builder::build(hv, &mut mem.alloc, &spec) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("module {i} ({}): {e}; domain {id} not created", mc.path);
+            return None;
+        }
+    };
+    info!(
+        "d{id}: {}{} MiB, {} vCPU(s), from module {i} ({})",
+        if privileged { "privileged, " } else { "" },
+        spec.nr_pages >> 8,
+        dom.nr_vcpus,
+        mc.path
+    );
+    Some(dom)
+}
+
+/// One line per vCPU that ran: its hypercalls, continuations, shootdowns, preemptions and
+/// migrations.
+fn report_vcpus(dom: &Domain) {
+    for (v, slot) in dom.slots().iter().enumerate() {
+        let s = &slot.stats;
+        // Relaxed: statistics of a retired domain.
+        let get = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        if get(&s.hypercalls) == 0 {
+            continue;
+        }
+        info!(
+            "d{} vCPU {v}: {} hypercalls, {} continuations, {} shootdowns, {} preemptions, {} \
+             migrations",
+            dom.id,
+            get(&s.hypercalls),
+            get(&s.continuations),
+            get(&s.shootdowns),
+            get(&s.preemptions),
+            get(&s.migrations)
+        );
     }
 }
 

@@ -1,17 +1,17 @@
 /* PV guest entry and exit (AT&T syntax). Assembled by src/pv/mod.rs, whose global_asm! supplies
- * every NAME in braces: field offsets of GuestRegs (R_*) and of the per-CPU GuestCpu area (GC_*), the
- * flat selectors and the exit kinds.
+ * every NAME in braces: field offsets of GuestRegs (R_*) and of the guest area of the per-CPU
+ * PerCpu (GC_*, counted from the GS base), the flat selectors and the exit kinds.
  *
  * Model: the hypervisor calls pv_run_guest(), which saves its callee-saved registers and stack
- * pointer in the GuestCpu area, loads the vCPU's registers from the GuestRegs that gs:GC_REGS
+ * pointer in this CPU's guest area, loads the vCPU's registers from the GuestRegs that gs:GC_REGS
  * points at, and enters the guest with iretq (or sysretq when GC_SYSRET says the frame allows).
  * When the guest leaves (syscall, or an exception that trap_dispatch routes to
  * pv_exit_to_host), its registers are stored back into that GuestRegs and pv_run_guest
  * "returns" the exit kind on the hypervisor stack it was called on.
  *
  * Invariants:
- * - While the hypervisor runs, GS base = this CPU's GuestCpu area (whose first word is the
- *   CPU's PerCpu address, so gs:[0] still names it) and KERNEL_GS_BASE = the guest's GS base.
+ * - While the hypervisor runs, GS base = this CPU's PerCpu (gs:[0] holds its own address) and
+ *   KERNEL_GS_BASE = the guest's GS base.
  *   Entry and exit each do exactly one swapgs, so the guest's GS base survives untouched.
  * - Interrupts are off from the syscall (SFMASK clears IF) or trap gate until the guest is
  *   resumed; the guest's RFLAGS (IF set) are restored by iretq/sysretq.

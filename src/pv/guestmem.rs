@@ -6,9 +6,12 @@
 //! the guest's own mappings) with the permissions the guest itself has — present and user at
 //! every level, writable at every level for a write, no superpages (PV forbids them) — then a
 //! copy through the direct map while holding a general reference on the frame, taken only if
-//! the domain owns it. So a bad pointer (unmapped, non-canonical, in the hypervisor's hole,
-//! read-only for a write, a foreign or MMIO frame) is a [`Fault`], never a hypervisor fault, and
-//! the frame cannot be freed and reused while it is copied.
+//! the domain owns it, and for a write also a writable type reference. So a bad pointer
+//! (unmapped, non-canonical, in the hypervisor's hole, read-only for a write, a foreign or MMIO
+//! frame) is a [`Fault`], never a hypervisor fault; the frame cannot be freed and reused while it
+//! is copied; and a write can never land in a page table, even when another vCPU unmaps the
+//! frame and makes it one between the walk and the copy (the type reference excludes the
+//! retype, and a retype that came first makes the write fault).
 //!
 //! The walk reads entries with Acquire loads (`PhysMem`), pairing with the Release/AcqRel of
 //! page-table updates. Guest data is copied with volatile byte accesses: the guest may change
@@ -19,12 +22,11 @@ use core::cell::Cell;
 
 use abi::Wire;
 use abi::layout::is_guest_va;
-use hvcore::domain::DomId;
-use hvcore::frame::{FrameTable, Released};
+use hvcore::frame::{FrameTable, PageType, Released};
 use hvcore::mem::{Mfn, PhysMem};
 use hvcore::pt::{PTE_PSE, PTE_RW, PTE_US, frame_of, present};
 
-use crate::domain::machine::DirectMem;
+use crate::domain::machine::{DirectMem, HvCtx};
 
 pub use hvcore::hypercall::Fault;
 
@@ -37,13 +39,20 @@ pub struct GuestMem<'a> {
     mem: &'a DirectMem,
     /// The L4 walked: follows the vCPU's base when a hypercall changes it (`set_l4`).
     l4: Cell<u64>,
-    dom: DomId,
+    /// The domain's context: its id for ownership checks, and for the writable type
+    /// references of writes.
+    ctx: HvCtx<'a>,
 }
 
 impl<'a> GuestMem<'a> {
-    /// The address space of L4 `l4` (an MFN) of domain `dom`.
-    pub fn new(ft: &'a FrameTable<'a>, mem: &'a DirectMem, l4: u64, dom: DomId) -> Self {
-        Self { ft, mem, l4: Cell::new(l4), dom }
+    /// The address space of L4 `l4` (an MFN) of the domain whose context is `ctx`.
+    pub fn new(ft: &'a FrameTable<'a>, mem: &'a DirectMem, l4: u64, ctx: HvCtx<'a>) -> Self {
+        Self {
+            ft,
+            mem,
+            l4: Cell::new(l4),
+            ctx,
+        }
     }
 
     /// Walks `l4` from now on (the vCPU's base changed in the middle of a hypercall).
@@ -75,20 +84,32 @@ impl<'a> GuestMem<'a> {
     }
 
     /// Runs `f` on the direct-map address of `va`'s frame (plus offset) while holding a
-    /// general reference on the frame; `len` bytes from `va` must stay inside one page.
+    /// general reference on the frame (and for a `write`, a writable type reference); `len`
+    /// bytes from `va` must stay inside one page.
     fn with_page<R>(&self, va: u64, write: bool, f: impl FnOnce(*mut u8) -> R) -> Result<R, Fault> {
-        let mfn = self.translate(va, write)?;
+        let mfn = Mfn(self.translate(va, write)?);
         self.ft
-            .get_page(Mfn(mfn), self.dom)
+            .get_page(mfn, self.ctx.domid)
             .map_err(|_| Fault { va })?;
-        let ptr = boot::arch::phys_to_virt(mfn * PAGE + (va % PAGE)).map(|v| v as *mut u8);
-        let r = ptr.map(f);
-        if let Ok(Released::Freed { .. }) = self.ft.put_page(Mfn(mfn)) {
-            // Impossible while the mapping we walked holds its own reference (one vCPU per
-            // domain runs, and it is in this hypercall): report rather than lose the frame.
+        let typed = !write
+            || self
+                .ft
+                .get_page_type(self.mem, &self.ctx, mfn, PageType::Writable)
+                .is_ok();
+        let ptr = boot::arch::phys_to_virt(mfn.0 * PAGE + (va % PAGE)).map(|v| v as *mut u8);
+        let r = if typed { ptr.map(f) } else { None };
+        if write && typed && self.ft.put_page_type(self.mem, mfn).is_err() {
             error!(
-                "d{}: frame {mfn:#x} freed by a guest copy; it is leaked",
-                self.dom
+                "d{}: dropping a copy's writable reference on {mfn:?} failed",
+                self.ctx.domid
+            );
+        }
+        if let Ok(Released::Freed { .. }) = self.ft.put_page(mfn) {
+            // Impossible while the domain holds the frame's allocation reference (frames are
+            // only released when it is destroyed): report rather than lose the frame.
+            error!(
+                "d{}: frame {mfn:?} freed by a guest copy; it is leaked",
+                self.ctx.domid
             );
         }
         r.ok_or(Fault { va })
@@ -131,9 +152,8 @@ impl<'a> GuestMem<'a> {
             self.with_page(at, true, |dst| {
                 for (i, &b) in data[off..off + n].iter().enumerate() {
                     let byte = dst.wrapping_add(i);
-                    // SAFETY: as in `read`; the guest maps the frame writable, and it is an
-                    // ordinary frame of the domain (never a validated page table: those are
-                    // never mapped writable).
+                    // SAFETY: as in `read`; we hold a writable type reference on the frame,
+                    // so it is not a page table or descriptor frame while we write.
                     unsafe { core::ptr::write_volatile(byte, b) };
                 }
             })

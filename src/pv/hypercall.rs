@@ -12,9 +12,10 @@ use abi::hypercall::Hypercall;
 use abi::multicall::{MULTICALL_ARGS_USED, MULTICALL_RESULT_OFFSET, MulticallEntry};
 
 use super::guestmem::GuestMem;
-use super::{mmu, ops, traps};
+use super::{mmu, ops, traps, vcpu_op};
 use crate::domain::Hv;
-use crate::domain::dom::{Domain, Vcpu};
+use crate::domain::dom::Domain;
+use crate::domain::vcpu::Vcpu;
 
 /// What a handler did with the vCPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,36 +29,46 @@ pub enum Outcome {
 /// A handler's result: a value (≥ 0) or an error number.
 pub type HcResult = Result<i64, Errno>;
 
-/// One hypercall in progress: the machine, the calling domain and its vCPU `v`.
+/// One hypercall in progress: the machine, the calling domain, its vCPU `v` (whose context this
+/// CPU owns while the vCPU runs here) and whether it is a multicall entry.
 pub struct Call<'c, 'h> {
     pub hv: &'c Hv<'h>,
-    pub dom: &'c mut Domain,
+    pub dom: &'c Domain,
     pub v: usize,
+    vcpu: &'c mut Vcpu,
+    /// Inside a `multicall`: no continuations.
+    pub nested: bool,
 }
 
 impl Call<'_, '_> {
     /// The calling vCPU.
     pub fn vcpu(&mut self) -> &mut Vcpu {
-        &mut self.dom.vcpus[self.v]
+        self.vcpu
     }
 
     /// The calling vCPU's address space, through its current page-table base.
     pub fn gm(&self) -> GuestMem<'_> {
-        let vcpu = &self.dom.vcpus[self.v];
-        let l4 = if vcpu.kernel_mode {
-            vcpu.kernel_l4
-        } else {
-            vcpu.user_l4
-        };
-        GuestMem::new(&self.hv.ft, &self.hv.mem, l4, self.dom.id)
+        let l4 = self.dom.vcpus[self.v].base(self.vcpu.kernel_mode);
+        GuestMem::new(&self.hv.ft, &self.hv.mem, l4, self.dom.ctx(&self.hv.slots))
+    }
+
+    /// Kills the calling domain with a dump of the calling vCPU.
+    pub fn crash(&self, why: core::fmt::Arguments<'_>) {
+        self.dom.crash(self.v, self.vcpu, why);
     }
 }
 
 /// Handles the hypercall the vCPU `v` of `dom` just made (number in `rax`).
-pub fn dispatch(hv: &Hv<'_>, dom: &mut Domain, v: usize) {
-    let regs = dom.vcpus[v].regs;
-    let mut c = Call { hv, dom, v };
-    if let Outcome::Ret(ret) = call(&mut c, regs.rax, regs.args(), false) {
+pub fn dispatch(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
+    let regs = vcpu.regs;
+    let mut c = Call {
+        hv,
+        dom,
+        v,
+        vcpu,
+        nested: false,
+    };
+    if let Outcome::Ret(ret) = call(&mut c, regs.rax, regs.args()) {
         c.vcpu().regs.rax = ret as u64;
     }
 }
@@ -66,8 +77,9 @@ fn ret(r: HcResult) -> Outcome {
     Outcome::Ret(r.unwrap_or_else(Errno::ret))
 }
 
-/// Runs hypercall `nr` with arguments `a`; `nested` inside a multicall.
-fn call(c: &mut Call<'_, '_>, nr: u64, a: [u64; 5], nested: bool) -> Outcome {
+/// Runs hypercall `nr` with arguments `a` (`c.nested` inside a multicall).
+fn call(c: &mut Call<'_, '_>, nr: u64, a: [u64; 5]) -> Outcome {
+    let nested = c.nested;
     let Some(h) = Hypercall::from_u64(nr) else {
         return Outcome::Ret(Errno::ENOSYS.ret());
     };
@@ -90,7 +102,7 @@ fn call(c: &mut Call<'_, '_>, nr: u64, a: [u64; 5], nested: bool) -> Outcome {
         Hypercall::ConsoleIo => ret(ops::console_io(c, a0, a1, a2)),
         Hypercall::VmAssist => ret(ops::vm_assist(c, a0, a1)),
         Hypercall::Iret if !nested => traps::iret(c),
-        Hypercall::VcpuOp => ret(ops::vcpu_op(c, a0, a1, a2)),
+        Hypercall::VcpuOp => ret(vcpu_op::vcpu_op(c, a0, a1, a2)),
         Hypercall::SetSegmentBase => ret(traps::set_segment_base(c, a0, a1)),
         Hypercall::MmuextOp => mmu_ret(mmu::mmuext_op(c, a0, a1, a2, a3), c, nr, nested),
         Hypercall::SchedOp => ret(ops::sched_op(c, a0, a1)),
@@ -110,6 +122,7 @@ fn mmu_ret(r: hvcore::hypercall::HcResult, c: &mut Call<'_, '_>, nr: u64, nested
         hvcore::hypercall::HcResult::Done(Err(e)) => Outcome::Ret(e.errno().ret()),
         hvcore::hypercall::HcResult::Continue(_) if nested => Outcome::Ret(Errno::EINVAL.ret()),
         hvcore::hypercall::HcResult::Continue(k) => {
+            crate::domain::vcpu::VcpuStats::bump(&c.dom.vcpus[c.v].stats.continuations);
             let regs = &mut c.vcpu().regs;
             [regs.rdi, regs.rsi, regs.rdx, regs.r10] = k.args();
             regs.rax = nr;
@@ -136,15 +149,17 @@ fn multicall(c: &mut Call<'_, '_>, list: u64, nr: u64) -> HcResult {
         let entry: MulticallEntry = c.gm().read_wire(at).map_err(|_| Errno::EFAULT)?;
         let mut args = [0u64; 5];
         args.copy_from_slice(&entry.args[..MULTICALL_ARGS_USED]);
-        let result = match call(c, entry.op, args, true) {
+        c.nested = true;
+        let out = call(c, entry.op, args);
+        c.nested = false;
+        let result = match out {
             Outcome::Ret(r) => r,
             Outcome::Resumed => 0,
         };
         c.gm()
             .write_u64(at + MULTICALL_RESULT_OFFSET as u64, result as u64)
             .map_err(|_| Errno::EFAULT)?;
-        let vcpu = &c.dom.vcpus[c.v];
-        if c.dom.shutdown_reason().is_some() || !vcpu.kernel_mode {
+        if c.dom.shutdown_reason().is_some() || !c.vcpu.kernel_mode {
             break;
         }
     }

@@ -6,15 +6,18 @@
 //! live domain: domains run one at a time), the vCPU's page-table bases and LDT record, the M2P,
 //! and flushes. Invariants it keeps for `hvcore`:
 //! - `set_base` has switched CR3 to the new table before it returns whenever the changed base
-//!   is the one in use, so the old table may be de-validated right after;
-//! - flushes are performed at once: the calling domain's dirty mask is CPU 0 (guests run only
-//!   there, and only while loaded), so a token's only target is this CPU — a full flush reloads
-//!   CR3, a one-page flush is `invlpg`;
-//! - `preempt_pending` is always false (no event sources yet), so batches never continue.
+//!   is the one in use, so the old table may be de-validated right after; other vCPUs never
+//!   hold this vCPU's bases in CR3 (a CPU reloads CR3 whenever it switches vCPUs);
+//! - flushes go to `domain::flush` at once: the shootdown of the token's CPUs (the domain's
+//!   dirty mask for ALL, the CPUs holding the selected vCPUs for MULTI), local part first;
+//! - `dirty_mask` and `vcpu_dirty_cpu` are read with read-modify-writes after the change they
+//!   protect (`AtomicCpuMask::snapshot`, `VcpuSlot::dirty_cpu`);
+//! - `preempt_pending` is this CPU's time slice being over with other vCPUs waiting, outside a
+//!   multicall (where there are no continuations), so long batches continue later.
 
 use abi::vm_assist::VMASST_TYPE_M2P_STRICT;
 use hvcore::domain::DomId;
-use hvcore::flush::{CpuMask, FlushKind, FlushToken};
+use hvcore::flush::{CpuMask, FlushToken};
 use hvcore::frame::FrameTable;
 use hvcore::hypercall::{self as hc, Base, HcEnv, HcResult, Ldt};
 use hvcore::mem::Mfn;
@@ -23,13 +26,16 @@ use super::guestmem::GuestMem;
 use super::hypercall::Call;
 use crate::domain::Hv;
 use crate::domain::dom::Domain;
-use crate::domain::machine::{DirectMem, HvCtx, local_flush};
+use crate::domain::machine::{DirectMem, HvCtx};
+use crate::domain::vcpu::{Vcpu, VcpuStats};
 
 /// The environment of one MMU hypercall.
 pub struct Env<'c, 'h> {
     hv: &'c Hv<'h>,
-    dom: &'c mut Domain,
+    dom: &'c Domain,
+    vcpu: &'c mut Vcpu,
     v: usize,
+    nested: bool,
     ctx: HvCtx<'c>,
     guest: GuestMem<'c>,
 }
@@ -37,19 +43,18 @@ pub struct Env<'c, 'h> {
 impl<'c, 'h> Env<'c, 'h> {
     fn new(c: &'c mut Call<'_, 'h>) -> Self {
         let hv: &'c Hv<'h> = c.hv;
-        let vcpu = &c.dom.vcpus[c.v];
-        let l4 = if vcpu.kernel_mode {
-            vcpu.kernel_l4
-        } else {
-            vcpu.user_l4
-        };
-        let guest = GuestMem::new(&hv.ft, &hv.mem, l4, c.dom.id);
+        let dom: &'c Domain = c.dom;
+        let (v, nested) = (c.v, c.nested);
+        let vcpu = c.vcpu();
+        let l4 = dom.vcpus[v].base(vcpu.kernel_mode);
         Env {
             hv,
-            ctx: c.dom.ctx(&hv.slots),
-            guest,
-            dom: &mut *c.dom,
-            v: c.v,
+            dom,
+            v,
+            nested,
+            ctx: dom.ctx(&hv.slots),
+            guest: GuestMem::new(&hv.ft, &hv.mem, l4, dom.ctx(&hv.slots)),
+            vcpu,
         }
     }
 }
@@ -72,7 +77,7 @@ impl<'c> HcEnv for Env<'c, '_> {
     }
 
     fn this_cpu(&self) -> usize {
-        0
+        crate::cpu::percpu::this_index()
     }
 
     fn caller(&self) -> DomId {
@@ -92,19 +97,22 @@ impl<'c> HcEnv for Env<'c, '_> {
     }
 
     fn vcpu_dirty_cpu(&self, dom: DomId, vcpu: u32) -> Option<usize> {
-        (dom == self.dom.id && vcpu as usize == self.v).then_some(0)
+        if dom != self.dom.id {
+            return None;
+        }
+        self.dom.slots().get(vcpu as usize)?.dirty_cpu()
     }
 
     fn dirty_mask(&self, dom: DomId) -> CpuMask {
         if dom == self.dom.id {
-            CpuMask::single(0)
+            self.dom.dirty.snapshot()
         } else {
             CpuMask::new()
         }
     }
 
     fn m2p_strict(&self) -> bool {
-        self.dom.vm_assist & (1 << VMASST_TYPE_M2P_STRICT) != 0
+        self.dom.vm_assist() & (1 << VMASST_TYPE_M2P_STRICT) != 0
     }
 
     fn ro_m2p_l4e(&self) -> u64 {
@@ -112,47 +120,45 @@ impl<'c> HcEnv for Env<'c, '_> {
     }
 
     fn base(&self, which: Base) -> Option<Mfn> {
-        let v = &self.dom.vcpus[self.v];
+        let slot = &self.dom.vcpus[self.v];
         let mfn = match which {
-            Base::Kernel => v.kernel_l4,
-            Base::User => v.user_l4,
+            Base::Kernel => slot.kernel_l4(),
+            Base::User => slot.user_l4(),
         };
         (mfn != 0).then_some(Mfn(mfn))
     }
 
     fn set_base(&mut self, which: Base, mfn: Option<Mfn>) {
-        let v = &mut self.dom.vcpus[self.v];
+        let slot = &self.dom.vcpus[self.v];
         let new = mfn.map_or(0, |m| m.0);
         let in_use = match which {
             Base::Kernel => {
-                v.kernel_l4 = new;
-                v.kernel_mode
+                slot.set_kernel_l4(new);
+                self.vcpu.kernel_mode
             }
             Base::User => {
-                v.user_l4 = new;
-                !v.kernel_mode
+                slot.set_user_l4(new);
+                !self.vcpu.kernel_mode
             }
         };
         if in_use && new != 0 {
             self.guest.set_l4(new);
             // SAFETY: `hvcore` took the base references on `new` (a validated L4, holding the
             // hypervisor's slots) before calling us; it stays loaded only while it is the base.
-            unsafe { super::switch_cr3(new << 12) };
+            unsafe { crate::domain::flush::load_cr3(new << 12) };
         }
     }
 
     fn ldt(&self) -> Ldt {
-        let v = &self.dom.vcpus[self.v];
         Ldt {
-            base: v.ldt_base,
-            ents: v.ldt_ents,
+            base: self.vcpu.ldt_base,
+            ents: self.vcpu.ldt_ents,
         }
     }
 
     fn set_ldt(&mut self, ldt: Ldt) -> bool {
-        let v = &mut self.dom.vcpus[self.v];
-        v.ldt_base = ldt.base;
-        v.ldt_ents = ldt.ents;
+        self.vcpu.ldt_base = ldt.base;
+        self.vcpu.ldt_ents = ldt.ents;
         false
     }
 
@@ -161,21 +167,20 @@ impl<'c> HcEnv for Env<'c, '_> {
     }
 
     fn flush(&mut self, token: FlushToken) {
-        let (targets, kind) = token.into_parts();
-        if targets.contains(0) {
-            match kind {
-                FlushKind::Va(va) => super::invlpg(va),
-                FlushKind::Full => local_flush(),
-            }
+        let done = crate::domain::flush::flush_token(token);
+        if done.remote_targets > 0 {
+            VcpuStats::bump(&self.dom.vcpus[self.v].stats.shootdowns);
         }
     }
 
     fn flush_cache(&mut self) {
+        // No domain has I/O capabilities yet, so hvcore never asks; this CPU's cache is all a
+        // caller could have touched through the direct map.
         super::wbinvd();
     }
 
     fn preempt_pending(&self) -> bool {
-        false
+        !self.nested && crate::domain::sched::should_preempt(self.dom)
     }
 }
 

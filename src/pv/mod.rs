@@ -1,6 +1,6 @@
-//! Running PV guests: the per-CPU guest entry area, the syscall/sysret MSRs, entering a vCPU
-//! and getting it back ([`enter`]), and the exception path from guest mode
-//! ([`guest_exception`], called by `arch::trap::trap_dispatch`).
+//! Running PV guests: the syscall/sysret MSRs of every CPU, entering a vCPU and getting it back
+//! ([`enter`]), and the exits from guest mode ([`guest_exit`], called by
+//! `arch::trap::trap_dispatch` for exceptions and interrupts taken in ring 3).
 //!
 //! | module | owns |
 //! |---|---|
@@ -8,14 +8,16 @@
 //! | `regs` | [`regs::GuestRegs`], exit kinds, the frame checks before every entry |
 //! | `guestmem` | the one checked accessor for guest virtual memory |
 //! | `hypercall` | the dispatcher, `multicall` |
-//! | `ops` | console_io, xen_version, vm_assist, sched_op, memory_op, vcpu_op, audit |
+//! | `ops` | console_io, xen_version, vm_assist, sched_op, memory_op, audit |
+//! | `vcpu_op` | `vcpu_op`: initialise, up, down, is_up |
 //! | `traps` | trap table, callbacks, bounce frames, `iret`, stack/segment hypercalls |
 //! | `mmu` | `mmu_update` / `mmuext_op` / `update_va_mapping` |
 //!
-//! Invariants (see also `entry.S`): guests run on the bootstrap CPU only (CPU 0), which
-//! [`cpu_init`] prepares; while the hypervisor runs there, GS base is [`GuestCpu`] 0, whose first
-//! word is CPU 0's `PerCpu` address, so `cpu::percpu::this_cpu()` keeps working; exceptions from
-//! ring 3 arrive on the dedicated entry stack (TSS.rsp0), never on the stack `enter` runs on.
+//! Invariants (see also `entry.S`): every CPU that runs guests has called [`cpu_init`]; while
+//! the hypervisor runs, GS base is this CPU's `PerCpu` (`cpu::percpu`), whose `guest` area the
+//! stubs use at fixed offsets; exceptions and interrupts from ring 3 arrive on the CPU's own
+//! entry stack (TSS.rsp0), never on the stack `enter` runs on; `enter` is called with
+//! interrupts off, and returns with them off.
 
 pub mod guestmem;
 pub mod hypercall;
@@ -23,15 +25,18 @@ mod mmu;
 mod ops;
 pub mod regs;
 pub mod traps;
+mod vcpu_op;
 
 use core::mem::offset_of;
 
-use smp::BootCell;
+use core::sync::atomic::Ordering;
+
 use smp::x86::{rdmsr, wrmsr};
 
 use crate::arch::gdt::{FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_DS, HYPERVISOR_CS};
 use crate::arch::trap::TrapFrame;
-use regs::{EXIT_EXCEPTION, EXIT_SYSCALL, EXIT_SYSCALL32, GuestRegs};
+use crate::cpu::percpu::{self, GuestArea, PerCpu};
+use regs::{EXIT_SYSCALL, EXIT_SYSCALL32, GuestRegs};
 
 pub use ops::reason_name;
 
@@ -45,36 +50,10 @@ const EFER_SCE: u64 = 1;
 /// RFLAGS cleared on syscall entry: TF, IF, DF, AC.
 const SFMASK: u64 = (1 << 8) | (1 << 9) | (1 << 10) | (1 << 18);
 
-/// What the entry stubs reach through GS while the hypervisor runs.
-#[repr(C)]
-pub struct GuestCpu {
-    /// This CPU's `PerCpu` address (`gs:[0]`, read by `this_cpu`).
-    percpu_self: u64,
-    /// The hypervisor's stack pointer inside `pv_run_guest`.
-    host_rsp: u64,
-    /// The running vCPU's `GuestRegs`.
-    regs: u64,
-    /// One scratch word for the stubs.
-    scratch: u64,
-    /// Non-zero: return with sysretq.
-    sysret: u64,
+/// Offset of a `GuestArea` field from the GS base (the `PerCpu`).
+const fn gc(field: usize) -> usize {
+    offset_of!(PerCpu, guest) + field
 }
-
-const ENTRY_STACK_SIZE: usize = 16 * 1024;
-
-#[repr(C, align(4096))]
-struct EntryStack([u8; ENTRY_STACK_SIZE]);
-
-/// CPU 0's area (guests run on CPU 0 only).
-static AREA: BootCell<GuestCpu> = BootCell::new(GuestCpu {
-    percpu_self: 0,
-    host_rsp: 0,
-    regs: 0,
-    scratch: 0,
-    sysret: 0,
-});
-/// CPU 0's stack for exceptions from ring 3 (TSS.rsp0).
-static ENTRY_STACK: BootCell<EntryStack> = BootCell::new(EntryStack([0; ENTRY_STACK_SIZE]));
 
 core::arch::global_asm!(
     include_str!("entry.S"),
@@ -98,10 +77,10 @@ core::arch::global_asm!(
     R_RFLAGS = const offset_of!(GuestRegs, rflags),
     R_RSP = const offset_of!(GuestRegs, rsp),
     R_SS = const offset_of!(GuestRegs, ss),
-    GC_HOST_RSP = const offset_of!(GuestCpu, host_rsp),
-    GC_REGS = const offset_of!(GuestCpu, regs),
-    GC_SCRATCH = const offset_of!(GuestCpu, scratch),
-    GC_SYSRET = const offset_of!(GuestCpu, sysret),
+    GC_HOST_RSP = const gc(offset_of!(GuestArea, host_rsp)),
+    GC_REGS = const gc(offset_of!(GuestArea, regs)),
+    GC_SCRATCH = const gc(offset_of!(GuestArea, scratch)),
+    GC_SYSRET = const gc(offset_of!(GuestArea, sysret)),
     CS64 = const FLAT_RING3_CS64,
     CS32 = const FLAT_RING3_CS32,
     SS = const FLAT_RING3_DS,
@@ -117,21 +96,14 @@ unsafe extern "C" {
     static pv_syscall32: u8;
 }
 
-/// Prepares the current CPU to run guests: syscall MSRs, TSS.rsp0, the GS layout of `entry.S`.
+/// Prepares the current CPU to run guests: syscall MSRs and EFER.SCE; on the BSP also TSS.rsp0
+/// (the APs' is set with their TSS, `cpu::percpu::load_ap_tables`).
 ///
 /// # Safety
 ///
-/// Call once, on CPU 0 (the BSP), with interrupts off, after `cpu::init` set its GS base.
-pub unsafe fn cpu_init() -> Result<(), &'static str> {
-    if crate::cpu::percpu::this_index() != 0 {
-        return Err("guests run on the bootstrap CPU only");
-    }
-    let percpu = crate::cpu::percpu::this_cpu() as *const _ as u64;
-    let area = AREA.get();
-    let stack_top = ENTRY_STACK.get() as u64 + ENTRY_STACK_SIZE as u64;
+/// Call once per CPU, on that CPU, with interrupts off, after its GS base and TSS are set.
+pub unsafe fn cpu_init() {
     let star = (u64::from(FLAT_RING3_CS32) << 48) | (u64::from(HYPERVISOR_CS) << 32);
-    // SAFETY: single-threaded on CPU 0 (the caller's contract): no stub uses the area yet.
-    unsafe { (*area).percpu_self = percpu };
     for (msr, value) in [
         (MSR_STAR, star),
         (MSR_LSTAR, (&raw const pv_syscall64) as u64),
@@ -147,12 +119,11 @@ pub unsafe fn cpu_init() -> Result<(), &'static str> {
     let efer = unsafe { rdmsr(smp::x86::MSR_EFER) };
     // SAFETY: EFER.SCE only enables syscall/sysret, whose MSRs were just set.
     unsafe { wrmsr(smp::x86::MSR_EFER, efer | EFER_SCE) };
-    // SAFETY: on the BSP with interrupts off; the entry stack is ours alone.
-    unsafe { crate::arch::set_bsp_rsp0(stack_top) };
-    // SAFETY: from here on GS base is the area, whose first word is this CPU's PerCpu address,
-    // so `this_cpu()` (the only GS-relative reader outside entry.S) keeps working.
-    unsafe { wrmsr(smp::x86::MSR_GS_BASE, area as u64) };
-    Ok(())
+    if percpu::this_index() == 0 {
+        // SAFETY: on the BSP with interrupts off (the caller's contract); slot 0's entry stack
+        // is the BSP's alone.
+        unsafe { crate::arch::set_bsp_rsp0(percpu::entry_stack_top(0)) };
+    }
 }
 
 /// Loads the segment bases of the vCPU about to run: FS, and the guest GS base (which lives in
@@ -177,31 +148,30 @@ pub fn guest_gs_base() -> u64 {
 /// Runs the vCPU whose registers are `regs` until it leaves; returns the exit kind
 /// (`regs::EXIT_*`) with `regs` updated.
 ///
-/// The caller must have called [`cpu_init`], sanitised `regs` (`GuestRegs::sanitise`), loaded
-/// the vCPU's page tables into CR3 and kept interrupts off.
+/// The caller must have called [`cpu_init`] on this CPU, sanitised `regs`
+/// (`GuestRegs::sanitise`), loaded the vCPU's page tables into CR3 and kept interrupts off.
 pub fn enter(regs: &mut GuestRegs) -> u64 {
-    let area = AREA.get();
+    let area = &percpu::this_cpu().guest;
     let sysret = u64::from(regs.sysret_ok());
-    let regs = regs as *mut GuestRegs as u64;
-    // SAFETY: the area is CPU 0's and only this CPU's stubs use it, inside the call below.
-    unsafe { (*area).regs = regs };
-    // SAFETY: as above.
-    unsafe { (*area).sysret = sysret };
+    // Relaxed: this CPU's own area, read by its own stubs below (module head).
+    area.regs
+        .store(regs as *mut GuestRegs as u64, Ordering::Relaxed);
+    area.sysret.store(sysret, Ordering::Relaxed);
     // SAFETY: the area names a live, sanitised GuestRegs (derived from `regs`, which is not used
     // while the call runs), CR3 holds the vCPU's tables and interrupts are off (the caller's
     // part); the stubs restore every callee-saved register before returning here.
     let kind = unsafe { pv_run_guest() };
-    // SAFETY: as for the first write; the guest has left.
-    unsafe { (*area).regs = 0 };
+    // Relaxed: as above; the guest has left.
+    area.regs.store(0, Ordering::Relaxed);
     kind
 }
 
-/// An exception from guest mode (CPL 3): stores the frame into the running vCPU's registers and
-/// returns to the hypervisor's `enter` with [`EXIT_EXCEPTION`].
-pub fn guest_exception(frame: &TrapFrame, cr2: u64) -> ! {
-    let area = AREA.get();
-    // SAFETY: reading CPU 0's area on CPU 0; only `enter` writes it, and it is suspended.
-    let regs = unsafe { (*area).regs } as *mut GuestRegs;
+/// An exception or interrupt from guest mode (CPL 3): stores the frame into the running
+/// vCPU's registers and returns to the hypervisor's `enter` with exit `kind`.
+pub fn guest_exit(frame: &TrapFrame, cr2: u64, kind: u64) -> ! {
+    let area = &percpu::this_cpu().guest;
+    // Relaxed: this CPU's own area, written by `enter` on this CPU.
+    let regs = area.regs.load(Ordering::Relaxed) as *mut GuestRegs;
     if regs.is_null() {
         crate::kmain::exit(
             boot::arch::qemu::ExitCode::Failure,
@@ -239,18 +209,7 @@ pub fn guest_exception(frame: &TrapFrame, cr2: u64) -> ! {
     };
     // SAFETY: `enter` is suspended in pv_run_guest on this CPU (a vCPU was running), so the
     // saved host stack in the area is live; this exception's stack is abandoned.
-    unsafe { pv_exit_to_host(EXIT_EXCEPTION) }
-}
-
-/// Loads CR3.
-///
-/// # Safety
-///
-/// `value` must address an L4 that maps the hypervisor (slots 261/262 as in the boot L4) and
-/// stays valid while it is loaded.
-pub unsafe fn switch_cr3(value: u64) {
-    // SAFETY: the caller guarantees the new tables keep the hypervisor mapped.
-    unsafe { core::arch::asm!("mov cr3, {}", in(reg) value, options(nostack)) };
+    unsafe { pv_exit_to_host(kind) }
 }
 
 /// The current CR3.

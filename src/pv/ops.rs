@@ -1,5 +1,5 @@
 //! The small hypercalls a PV kernel needs: `console_io`, `xen_version`, `vm_assist`, `sched_op`,
-//! the `memory_op` subset, `vcpu_op` queries, and Argon's audit hypercall.
+//! the `memory_op` subset, and Argon's audit hypercall.
 //!
 //! Each reads its arguments through the checked accessor and answers with a value or an
 //! `Errno`; none touches page tables. Argon reports the ABI of Xen 4.17 (`xen_version` says
@@ -16,7 +16,6 @@ use abi::sched::{
     SCHEDOP_BLOCK, SCHEDOP_REMOTE_SHUTDOWN, SCHEDOP_SHUTDOWN, SCHEDOP_SHUTDOWN_CODE, SCHEDOP_YIELD,
     SHUTDOWN_MAX, SchedRemoteShutdown, SchedShutdown,
 };
-use abi::vcpu_op::VCPUOP_IS_UP;
 use abi::version::{
     XENFEAT_DOM0, XENVER_CAPABILITIES, XENVER_CHANGESET, XENVER_COMPILE_INFO, XENVER_EXTRAVERSION,
     XENVER_GET_FEATURES, XENVER_GUEST_HANDLE, XENVER_PAGESIZE, XENVER_PLATFORM_PARAMETERS,
@@ -25,6 +24,7 @@ use abi::version::{
 use abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, vmasst_valid_pv64};
 
 use super::hypercall::{Call, HcResult, is_self};
+use crate::domain::vcpu::Request;
 
 const EFAULT: Errno = Errno::EFAULT;
 /// Most bytes one `console_io` write may carry.
@@ -45,7 +45,8 @@ pub fn console_io(c: &mut Call<'_, '_>, cmd: u64, count: u64, buf: u64) -> HcRes
                 let n = (count - done).min(chunk.len() as u64) as usize;
                 let at = buf.checked_add(done).ok_or(EFAULT)?;
                 c.gm().read(at, &mut chunk[..n]).map_err(|_| EFAULT)?;
-                c.dom.console_write(&chunk[..n]);
+                let id = c.dom.id;
+                c.vcpu().console_write(id, &chunk[..n]);
                 done += n as u64;
             }
             Ok(0)
@@ -114,8 +115,8 @@ pub fn vm_assist(c: &mut Call<'_, '_>, cmd: u64, kind: u64) -> HcResult {
         return Err(Errno::EINVAL);
     }
     match u32::try_from(cmd) {
-        Ok(VMASST_CMD_ENABLE) => c.dom.vm_assist |= 1 << kind,
-        Ok(VMASST_CMD_DISABLE) => c.dom.vm_assist &= !(1 << kind),
+        Ok(VMASST_CMD_ENABLE) => c.dom.set_vm_assist(kind, true),
+        Ok(VMASST_CMD_DISABLE) => c.dom.set_vm_assist(kind, false),
         _ => return Err(Errno::ENOSYS),
     }
     Ok(0)
@@ -134,13 +135,18 @@ pub fn reason_name(reason: u32) -> &'static str {
     }
 }
 
-/// `sched_op(cmd, arg)`. `block` re-enables event delivery and returns at once: there are no
-/// event sources yet, and a spurious wake-up is allowed by the ABI.
+/// `sched_op(cmd, arg)`. `yield` and `block` take effect when the hypercall returns (the run
+/// loop hands the CPU on, `domain::sched`); `block` re-enables event delivery first and, with no
+/// event sources yet, wakes at the next scheduling decision (a spurious wake-up the ABI allows).
 pub fn sched_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
     match cmd as u32 {
-        SCHEDOP_YIELD => Ok(0),
+        SCHEDOP_YIELD => {
+            c.vcpu().request = Request::Yield;
+            Ok(0)
+        }
         SCHEDOP_BLOCK => {
             c.dom.set_upcall_mask(c.v, false);
+            c.vcpu().request = Request::Block;
             Ok(0)
         }
         SCHEDOP_SHUTDOWN => {
@@ -148,8 +154,9 @@ pub fn sched_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
             if s.reason > SHUTDOWN_MAX {
                 return Err(Errno::EINVAL);
             }
-            info!("d{}: shutdown: {}", c.dom.id, reason_name(s.reason));
-            c.dom.shut_down(s.reason);
+            if c.dom.shut_down(s.reason) {
+                info!("d{}: shutdown: {}", c.dom.id, reason_name(s.reason));
+            }
             Ok(0)
         }
         SCHEDOP_SHUTDOWN_CODE => {
@@ -157,7 +164,7 @@ pub fn sched_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
             if s.reason > SHUTDOWN_MAX {
                 return Err(Errno::EINVAL);
             }
-            c.dom.shutdown_code = s.reason + 1;
+            c.dom.set_shutdown_code(s.reason);
             Ok(0)
         }
         SCHEDOP_REMOTE_SHUTDOWN => {
@@ -173,8 +180,9 @@ pub fn sched_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
                     Errno::ESRCH
                 });
             }
-            info!("d{}: shutdown: {}", c.dom.id, reason_name(s.reason));
-            c.dom.shut_down(s.reason);
+            if c.dom.shut_down(s.reason) {
+                info!("d{}: shutdown: {}", c.dom.id, reason_name(s.reason));
+            }
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
@@ -226,19 +234,13 @@ pub fn memory_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
     }
 }
 
-/// `vcpu_op(cmd, vcpuid, arg)`: `is_up` only; bringing up secondary vCPUs is not supported yet.
-pub fn vcpu_op(c: &mut Call<'_, '_>, cmd: u64, vcpuid: u64, _arg: u64) -> HcResult {
-    let id = usize::try_from(vcpuid & 0xFFFF_FFFF).map_err(|_| Errno::ENOENT)?;
-    if id >= c.dom.nr_vcpus as usize {
-        return Err(Errno::ENOENT);
-    }
-    match cmd as u32 {
-        VCPUOP_IS_UP => Ok(i64::from(c.dom.vcpus[id].online)),
-        _ => Err(Errno::ENOSYS),
-    }
-}
-
-/// Argon's audit hypercall: the number of frame-table discrepancies (0 = consistent).
+/// Argon's audit hypercall: the number of frame-table discrepancies (0 = consistent). Only a
+/// privileged domain may ask (`-EPERM`); one audit runs at a time (`-EBUSY` for a second). The
+/// count is only meaningful while the domain's other vCPUs make no MMU hypercalls.
 pub fn argon_audit(c: &mut Call<'_, '_>) -> HcResult {
-    Ok(c.hv.audit(Some(c.dom), false) as i64)
+    if !c.dom.privileged {
+        return Err(Errno::EPERM);
+    }
+    let found = c.hv.audit(Some(c.dom), false).ok_or(Errno::EBUSY)?;
+    Ok(found as i64)
 }

@@ -18,6 +18,8 @@ pub const EXIT_SYSCALL: u64 = 1;
 pub const EXIT_SYSCALL32: u64 = 2;
 /// The guest took an exception; `vector`, `error` and `cr2` say which.
 pub const EXIT_EXCEPTION: u64 = 3;
+/// An interrupt arrived while the guest ran (its handler already ran); nothing for the guest.
+pub const EXIT_INTERRUPT: u64 = 4;
 
 /// RFLAGS bits a guest may set: CF PF AF ZF SF TF DF OF AC ID.
 const GUEST_FLAGS: u64 = 0x0024_0DD5;

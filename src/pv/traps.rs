@@ -29,6 +29,7 @@ use crate::arch::gdt::{FLAT_RING3_CS64, FLAT_RING3_DS};
 use crate::arch::trap::exception_name;
 use crate::domain::Hv;
 use crate::domain::dom::Domain;
+use crate::domain::vcpu::Vcpu;
 
 const EFAULT: Errno = Errno::EFAULT;
 const RFLAGS_IF: u64 = 1 << 9;
@@ -131,10 +132,9 @@ pub fn set_segment_base(c: &mut Call<'_, '_>, which: u64, base: u64) -> HcResult
     Ok(0)
 }
 
-/// Switches vCPU `v` between guest kernel and user mode: swaps the GS bases (the live one is in
-/// KERNEL_GS_BASE while the hypervisor runs). The run loop loads the matching CR3.
-fn toggle_mode(dom: &mut Domain, v: usize) {
-    let vcpu = &mut dom.vcpus[v];
+/// Switches the running vCPU between guest kernel and user mode: swaps the GS bases (the live
+/// one is in KERNEL_GS_BASE while the hypervisor runs). The run loop loads the matching CR3.
+fn toggle_mode(vcpu: &mut Vcpu) {
     let live = super::guest_gs_base();
     if vcpu.kernel_mode {
         vcpu.gs_base_kernel = live;
@@ -152,24 +152,21 @@ pub fn iret(c: &mut Call<'_, '_>) -> Outcome {
     let frame: IretContext = match c.gm().read_wire(rsp) {
         Ok(f) => f,
         Err(f) => {
-            c.dom.crash(
-                c.v,
-                format_args!("iret frame at {rsp:#x} unreadable ({:#x})", f.va),
-            );
+            c.crash(format_args!(
+                "iret frame at {rsp:#x} unreadable ({:#x})",
+                f.va
+            ));
             return Outcome::Resumed;
         }
     };
     if frame.cs & 3 == 3 {
-        if c.vcpu().user_l4 == 0 {
-            c.dom.crash(
-                c.v,
-                format_args!("iret to user mode with no user page tables"),
-            );
+        if c.dom.vcpus[c.v].user_l4() == 0 {
+            c.crash(format_args!("iret to user mode with no user page tables"));
             return Outcome::Resumed;
         }
-        toggle_mode(c.dom, c.v);
+        toggle_mode(c.vcpu());
     }
-    let regs = &mut c.dom.vcpus[c.v].regs;
+    let regs = &mut c.vcpu().regs;
     // Selectors are 16 bits: a bounce frame's CS word also carries the saved upcall mask in
     // bits 39..32, which guests hand back unchanged.
     regs.rip = frame.rip;
@@ -185,18 +182,26 @@ pub fn iret(c: &mut Call<'_, '_>) -> Outcome {
         regs.r11 = regs.rflags;
         regs.rcx = regs.rip;
     }
-    c.dom.set_upcall_mask(c.v, frame.rflags & RFLAGS_IF == 0);
+    let masked = frame.rflags & RFLAGS_IF == 0;
+    c.dom.set_upcall_mask(c.v, masked);
     Outcome::Resumed
 }
 
 /// Pushes a bounce frame for the interrupted context of vCPU `v` and points it at `handler`.
-fn bounce(hv: &Hv<'_>, dom: &mut Domain, v: usize, handler: u64, error: Option<u32>, mask: bool) {
-    let from_user = !dom.vcpus[v].kernel_mode;
+fn bounce(
+    hv: &Hv<'_>,
+    dom: &Domain,
+    v: usize,
+    vcpu: &mut Vcpu,
+    handler: u64,
+    error: Option<u32>,
+    mask: bool,
+) {
+    let from_user = !vcpu.kernel_mode;
     if from_user {
-        toggle_mode(dom, v);
+        toggle_mode(vcpu);
     }
     let saved_mask = dom.upcall_mask(v);
-    let vcpu = &dom.vcpus[v];
     let r = vcpu.regs;
     let top = if from_user { vcpu.kernel_sp } else { r.rsp };
     let if_flag = if saved_mask == 0 { RFLAGS_IF } else { 0 };
@@ -221,10 +226,12 @@ fn bounce(hv: &Hv<'_>, dom: &mut Domain, v: usize, handler: u64, error: Option<u
     for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
         chunk.copy_from_slice(&w.to_le_bytes());
     }
-    let gm = super::guestmem::GuestMem::new(&hv.ft, &hv.mem, vcpu.kernel_l4, dom.id);
+    let kernel_l4 = dom.vcpus[v].kernel_l4();
+    let gm = super::guestmem::GuestMem::new(&hv.ft, &hv.mem, kernel_l4, dom.ctx(&hv.slots));
     if let Err(f) = gm.write(base, &bytes[..frame.words() * 8]) {
         dom.crash(
             v,
+            vcpu,
             format_args!("cannot write a bounce frame at {base:#x} ({:#x})", f.va),
         );
         return;
@@ -232,7 +239,7 @@ fn bounce(hv: &Hv<'_>, dom: &mut Domain, v: usize, handler: u64, error: Option<u
     if mask {
         dom.set_upcall_mask(v, true);
     }
-    let regs = &mut dom.vcpus[v].regs;
+    let regs = &mut vcpu.regs;
     regs.rip = handler;
     regs.cs = u64::from(FLAT_RING3_CS64);
     regs.ss = u64::from(FLAT_RING3_DS);
@@ -242,23 +249,20 @@ fn bounce(hv: &Hv<'_>, dom: &mut Domain, v: usize, handler: u64, error: Option<u
 
 /// A guest exception (vector, error and cr2 in the vCPU's registers): bounce it to the guest's
 /// handler, or crash the domain if there is none.
-pub fn exception(hv: &Hv<'_>, dom: &mut Domain, v: usize) {
-    let r = dom.vcpus[v].regs;
+pub fn exception(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
+    let r = vcpu.regs;
     let vector = r.vector;
-    let ti = dom.vcpus[v]
+    let ti = vcpu
         .trap_table
         .get(vector as usize)
         .copied()
         .unwrap_or_default();
     if ti.address == 0 || !canonical(ti.address) {
         let name = exception_name(vector);
-        let what = if dom.vcpus[v].kernel_mode {
-            "kernel"
-        } else {
-            "user"
-        };
+        let what = if vcpu.kernel_mode { "kernel" } else { "user" };
         dom.crash(
             v,
+            vcpu,
             format_args!(
                 "{name} in guest {what} mode at rip {:#x} (error {:#x}, cr2 {:#x}), no handler",
                 r.rip, r.error, r.cr2
@@ -272,23 +276,22 @@ pub fn exception(hv: &Hv<'_>, dom: &mut Domain, v: usize) {
         // The hardware always reports a user access (the guest runs at CPL 3); the guest sees
         // the U bit for its user mode only, as under Xen.
         error &= !PFEC_USER;
-        if !dom.vcpus[v].kernel_mode {
+        if !vcpu.kernel_mode {
             error |= PFEC_USER;
         }
     }
     let error = HAS_ERROR_CODE.contains(&vector).then_some(error as u32);
-    bounce(hv, dom, v, ti.address, error, ti.clears_events());
+    bounce(hv, dom, v, vcpu, ti.address, error, ti.clears_events());
 }
 
 /// `syscall` from guest user mode: delivered to the kernel's syscall callback (never a
 /// hypercall); without one, as #UD.
-pub fn user_syscall(hv: &Hv<'_>, dom: &mut Domain, v: usize) {
-    let vcpu = &dom.vcpus[v];
+pub fn user_syscall(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
     let (callback, mask) = (vcpu.syscall_callback, vcpu.syscall_masks_events);
     if callback == 0 || !canonical(callback) {
-        dom.vcpus[v].regs.vector = VECTOR_UD;
-        dom.vcpus[v].regs.error = 0;
-        return exception(hv, dom, v);
+        vcpu.regs.vector = VECTOR_UD;
+        vcpu.regs.error = 0;
+        return exception(hv, dom, v, vcpu);
     }
-    bounce(hv, dom, v, callback, None, mask);
+    bounce(hv, dom, v, vcpu, callback, None, mask);
 }

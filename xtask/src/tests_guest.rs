@@ -1,6 +1,7 @@
 //! Guest tests on Argon for `cargo xtask test` (QEMU, TCG): the guest kernel's `tests` suite,
 //! malformed modules, a guest that faults with no handler, and a guest that exercises bounce
-//! frames, `iret` and XSA-7; plus host unit tests of the hypervisor's pure ELF-note parser and
+//! frames, `iret` and XSA-7 (the multi-vCPU guest cases are in `tests_smp`); plus host unit
+//! tests of the hypervisor's pure ELF-note parser and
 //! layout arithmetic (`src/domain/{elf,layout}.rs`, included here because the hypervisor crate
 //! only builds for bare metal).
 //!
@@ -273,7 +274,7 @@ pub fn cases(guest_elf: &Path) -> Vec<Case> {
         "argon: audit: 0 discrepancies",
         "argon: exit: success",
     ]);
-    vec![
+    let mut v = vec![
         case("guest/tests-suite", vec![guest()], EXIT_SUCCESS, suite),
         case(
             "guest/malformed-modules",
@@ -304,7 +305,9 @@ pub fn cases(guest_elf: &Path) -> Vec<Case> {
             EXIT_SUCCESS,
             traps_expect,
         ),
-    ]
+    ];
+    v.extend(crate::tests_smp::guest_cases(guest_elf));
+    v
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
-//! QEMU test cases for SMP bring-up, IPIs and time (the `smp/` crate and `src/cpu/`).
+//! QEMU test cases for SMP bring-up, IPIs and time (the `smp/` crate and `src/cpu/`), and the
+//! multi-vCPU guest cases ([`guest_cases`]: vCPUs scheduled on every CPU, shootdowns).
 //!
-//! Every case asserts the boot line `argon: N CPUs online (x2apic|xapic) in ` with N equal to
-//! the CPUs QEMU was given (so a missing AP fails the case), then a self-test's own pass line and
-//! the final marker. Timeouts are the harness's (60 s); nothing asserts on latency.
+//! Every bring-up case asserts the boot line `argon: N CPUs online (x2apic|xapic) in ` with N
+//! equal to the CPUs QEMU was given (so a missing AP fails the case), then a self-test's own
+//! pass line and the final marker. Guest cases assert every test's PASS line, the audits and
+//! the exit status. Timeouts are the harness's (60 s); nothing asserts on latency.
+
+use std::path::Path;
 
 use super::tests::Case;
-use crate::qemu::EXIT_SUCCESS;
+use crate::qemu::{EXIT_FAILURE, EXIT_SUCCESS};
 
 /// IPIs each CPU sends each other CPU in `argon.test=ipi-storm` (`STORM_ROUNDS` in
 /// src/cpu/selftests.rs).
@@ -122,4 +126,126 @@ pub fn cases() -> Vec<Case> {
         vec!["1 left out", online(3, "x2apic")],
     ));
     v
+}
+
+/// `(CPUs, vCPUs, rounds)` of the `smp` matrix. Each case takes 3–12 s under TCG on two busy
+/// host cores (8 CPUs and 16 vCPUs the longest), well inside the harness's 60 s timeout.
+const SMP_MATRIX: [(u32, u32, u32); 6] = [
+    (2, 2, 256),
+    (2, 4, 256),
+    (4, 4, 128),
+    (4, 8, 128),
+    (8, 8, 96),
+    (8, 16, 96),
+];
+
+/// The `smp` suite's tests, in order (each must print its PASS line).
+const SMP_TESTS: [&str; 14] = [
+    "vcpus_up",
+    "own_batches",
+    "long_batches",
+    "shared_l1",
+    "pin_vs_map",
+    "preemption_without_yield",
+    "remote_down_up",
+    "sched_block",
+    "shootdown_uvmf",
+    "shootdown_flush_multi",
+    "stale_writable_retyped",
+    "hostile_batches",
+    "vcpus_down",
+    "audit",
+];
+
+/// The multi-vCPU guest cases: the `smp` suite over [`SMP_MATRIX`] (x2APIC) and once on
+/// xAPIC, the 4-vCPU `demo`, and a domain killed by a fault on a secondary vCPU.
+pub fn guest_cases(guest_elf: &Path) -> Vec<Case> {
+    let mut v = Vec::new();
+    let xapic = (4, 6, 64, "max,-x2apic", "-xapic");
+    let matrix = SMP_MATRIX.map(|(smp, vcpus, rounds)| (smp, vcpus, rounds, "max", ""));
+    for (smp, vcpus, rounds, cpu, suffix) in matrix.into_iter().chain([xapic]) {
+        let mut expect = vec![
+            leak(format!("argon: {smp} CPUs online")),
+            leak(format!("d0: privileged, 64 MiB, {vcpus} vCPU(s)")),
+            "(d0) guest: suite smp",
+            leak(format!(
+                "guest: info {vcpus} vCPUs up, {rounds} rounds per job"
+            )),
+        ];
+        expect.extend(SMP_TESTS.map(|t| leak(format!("guest: PASS {t}"))));
+        expect.extend([
+            ", 0 failed",
+            "argon: d0: shutdown: poweroff",
+            "argon: d0: audit at shutdown: 0 discrepancies",
+            "argon: audit: 0 discrepancies",
+            "argon: flush: ",
+            "argon: exit: success",
+        ]);
+        let mut c = guest_case(
+            leak(format!("guest/smp-{smp}cpu-{vcpus}vcpu{suffix}")),
+            smp,
+            guest_elf,
+            format!("vcpus={vcpus} smp rounds={rounds}"),
+            EXIT_SUCCESS,
+            expect,
+        );
+        c.cpu = cpu;
+        v.push(c);
+    }
+    v.push(guest_case(
+        "guest/demo-4vcpu",
+        4,
+        guest_elf,
+        "vcpus=4 demo".into(),
+        EXIT_SUCCESS,
+        vec![
+            "argon: 4 CPUs online",
+            "guest: demo: 4 vCPUs",
+            "guest: demo: vCPU 3: ",
+            " cycles/update",
+            "guest: PASS mmu_update_batches",
+            "guest: PASS audit",
+            "argon: d0: audit at shutdown: 0 discrepancies",
+            "shootdowns sent",
+            "argon: exit: success",
+        ],
+    ));
+    // A secondary vCPU faults with no handler while the others are in page-table hypercalls:
+    // the domain dies, the hypervisor audits, destroys and reports the crash.
+    v.push(guest_case(
+        "guest/smp-secondary-crash",
+        2,
+        guest_elf,
+        "vcpus=3 crash".into(),
+        EXIT_FAILURE,
+        vec![
+            "(d0) guest: suite crash",
+            "argon: d0: crashed: #PF page fault in guest kernel mode",
+            "cr2 0x40000000",
+            "d0 vCPU 2 registers:",
+            "argon: d0: audit at shutdown: 0 discrepancies",
+            "argon: audit: 0 discrepancies",
+            "argon: exit: failure (d0 crash)",
+        ],
+    ));
+    v
+}
+
+fn guest_case(
+    name: &'static str,
+    smp: u32,
+    guest_elf: &Path,
+    args: String,
+    status: i32,
+    expect: Vec<&'static str>,
+) -> Case {
+    Case {
+        name,
+        smp,
+        cpu: "max",
+        cmdline: "",
+        modules: vec![(guest_elf.to_path_buf(), args)],
+        status,
+        expect,
+    }
 }

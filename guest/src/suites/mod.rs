@@ -2,23 +2,29 @@
 //!
 //! | suite | contents |
 //! |---|---|
-//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`) |
-//! | `demo` | a small workload: batches of `mmu_update` raw writes |
+//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`) |
+//! | `smp` | secondary vCPUs, concurrent page-table updates, shootdowns, hostile batches |
+//! | `demo` | every vCPU issuing `mmu_update` batches at once, with statistics |
+//! | `crash` | a secondary vCPU faults with no handler while the others update page tables |
 //!
 //! Each test names the spec case it checks (`xen-pv-mmu.md` §8). Every test here must pass on
-//! Xen 4.17; a test that needs machinery the kernel lacks (trap table, second vCPU, fault
-//! handling) belongs in a later suite.
+//! Xen 4.17 (the `smp` suite with as many vCPUs as Xen gives dom0).
 
 mod boot;
+mod crash;
 mod demo;
 mod mmu;
+mod smp;
+mod smp_sched;
+mod smp_tlb;
+mod vcpu;
 
 use core::cell::UnsafeCell;
 
 use crate::harness::Test;
 
 /// Suite names, for the "unknown suite" message.
-pub const NAMES: &str = "tests, demo";
+pub const NAMES: &str = "tests, smp, demo, crash";
 
 /// `[Test]` entries named after their functions.
 macro_rules! tests {
@@ -42,15 +48,36 @@ static TESTS: &[Test] = &tests![
     mmu::initial_l4_unpin_repin,
     mmu::update_va_mapping_alias,
     mmu::vm_assist_cmds,
+    vcpu::vcpu_op_errors,
+];
+
+static SMP: &[Test] = &tests![
+    smp::vcpus_up,
+    smp::own_batches,
+    smp::long_batches,
+    smp::shared_l1,
+    smp::pin_vs_map,
+    smp_sched::preemption_without_yield,
+    smp_sched::remote_down_up,
+    smp_sched::sched_block,
+    smp_tlb::shootdown_uvmf,
+    smp_tlb::shootdown_flush_multi,
+    smp_tlb::stale_writable_retyped,
+    smp_tlb::hostile_batches,
+    smp_tlb::vcpus_down,
 ];
 
 static DEMO: &[Test] = &tests![demo::mmu_update_batches];
+
+static CRASH: &[Test] = &tests![crash::secondary_fault_kills_domain];
 
 /// The suite called `name`, with its canonical name.
 pub fn by_name(name: &[u8]) -> Option<(&'static str, &'static [Test])> {
     match name {
         b"tests" => Some(("tests", TESTS)),
+        b"smp" => Some(("smp", SMP)),
         b"demo" => Some(("demo", DEMO)),
+        b"crash" => Some(("crash", CRASH)),
         _ => None,
     }
 }
@@ -64,8 +91,8 @@ pub const PAGE_WORDS: usize = 512;
 #[repr(C, align(4096))]
 pub struct Page(UnsafeCell<[u64; PAGE_WORDS]>);
 
-// SAFETY: the kernel runs on one vCPU and tests run one after another; every access is a volatile
-// word access through `read`/`write`, never a reference to the contents.
+// SAFETY: the suites that use `Page` run on vCPU 0 alone, one test after another; every access
+// is a volatile word access through `read`/`write`, never a reference to the contents.
 unsafe impl Sync for Page {}
 
 impl Page {
