@@ -45,7 +45,9 @@ impl Guard {
         // Acquire: pairs with the Release in `drop`, so lines are written one after another.
         // Bounded: a CPU that died holding the lock must not silence the others forever.
         let mut spins = 0u32;
-        while LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err()
+        while LOCK
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
             && spins < 10_000_000
         {
             spins += 1;

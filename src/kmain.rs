@@ -18,7 +18,11 @@ extern "C" fn kmain(magic: u32, mbi: u64) -> ! {
     console::init();
     // SAFETY: first thing on the BSP, single-threaded, interrupts off.
     unsafe { crate::arch::init_bsp() };
-    info!("Argon {} ({})", env!("CARGO_PKG_VERSION"), env!("ARGON_GIT"));
+    info!(
+        "Argon {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        env!("ARGON_GIT")
+    );
 
     // The MBI is parsed into this CPU's boot stack frame, which lives as long as kmain (forever).
     let mut info = BootInfo::EMPTY;
@@ -33,12 +37,18 @@ extern "C" fn kmain(magic: u32, mbi: u64) -> ! {
         LogLevel::Info => Level::Info,
         LogLevel::Debug | LogLevel::All => Level::Debug,
     });
-    info!("command line: '{}'", cmdline::split_path(info.cmdline()).1.trim());
+    info!(
+        "command line: '{}'",
+        cmdline::split_path(info.cmdline()).1.trim()
+    );
     for w in warnings.iter() {
         warn!("{w}");
     }
     if warnings.dropped() > 0 {
-        warn!("{} more command-line warnings not shown", warnings.dropped());
+        warn!(
+            "{} more command-line warnings not shown",
+            warnings.dropped()
+        );
     }
     debug!("multiboot info at {mbi:#x}, flags {:#x}", info.flags());
 

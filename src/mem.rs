@@ -63,9 +63,13 @@ impl BootMemory {
     pub fn init(info: &BootInfo) -> Result<Self, MemError> {
         let mut ram = memmap::normalise(info.memory_map()).map_err(MemError::Map)?;
         let high = ram.total();
-        ram.remove(Range::new(DIRECTMAP_SIZE, u64::MAX)).map_err(MemError::Map)?;
+        ram.remove(Range::new(DIRECTMAP_SIZE, u64::MAX))
+            .map_err(MemError::Map)?;
         if ram.total() < high {
-            warn!("ignoring {} MiB of RAM above 4 GiB (not in the direct map yet)", (high - ram.total()) >> 20);
+            warn!(
+                "ignoring {} MiB of RAM above 4 GiB (not in the direct map yet)",
+                (high - ram.total()) >> 20
+            );
         }
         let max_frame = memmap::max_frame(&ram);
         info!(
@@ -83,8 +87,11 @@ impl BootMemory {
         let mut free = memmap::free_ranges(&ram, &holes, LOW_MEMORY_END).map_err(MemError::Map)?;
 
         let ft_len = usize::try_from(max_frame).map_err(|_| MemError::TooLarge)?;
-        let ft_bytes = ft_len.checked_mul(size_of::<FrameInfo>()).ok_or(MemError::TooLarge)?;
-        let ft_addr = memmap::place(&mut free, ft_bytes as u64, PAGE_SIZE).map_err(MemError::Map)?;
+        let ft_bytes = ft_len
+            .checked_mul(size_of::<FrameInfo>())
+            .ok_or(MemError::TooLarge)?;
+        let ft_addr =
+            memmap::place(&mut free, ft_bytes as u64, PAGE_SIZE).map_err(MemError::Map)?;
         let ft = zeroed_slice::<FrameInfo>(ft_addr, ft_len);
         info!(
             "frame table: {} entries ({} KiB) at {:#x}",
@@ -104,7 +111,11 @@ impl BootMemory {
             (alloc.free_count() * PAGE_SIZE) >> 20,
             free.as_slice().len()
         );
-        Ok(BootMemory { alloc, max_frame, frame_table: ft })
+        Ok(BootMemory {
+            alloc,
+            max_frame,
+            frame_table: ft,
+        })
     }
 
     /// A pointer to the first word of frame `mfn` through the direct map.

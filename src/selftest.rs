@@ -48,7 +48,9 @@ fn frame_allocator(mem: &mut BootMemory) -> Result<(), &'static str> {
         if mfn >= mem.max_frame {
             return Err("allocator returned a frame beyond RAM");
         }
-        let link = mem.frame_ptr(mfn).ok_or("allocated frame outside the direct map")?;
+        let link = mem
+            .frame_ptr(mfn)
+            .ok_or("allocated frame outside the direct map")?;
         // SAFETY: the frame was just allocated to us, so nothing else uses it, and the direct map
         // covers it (frame_ptr checked).
         unsafe { link.write(head.unwrap_or(u64::MAX)) };
@@ -61,10 +63,14 @@ fn frame_allocator(mem: &mut BootMemory) -> Result<(), &'static str> {
     let mut freed = 0u64;
     let mut cur = head;
     while let Some(mfn) = cur {
-        let link = mem.frame_ptr(mfn).ok_or("list frame outside the direct map")?;
+        let link = mem
+            .frame_ptr(mfn)
+            .ok_or("list frame outside the direct map")?;
         // SAFETY: written above for this allocated frame; still ours until freed just below.
         let next = unsafe { link.read() };
-        mem.alloc.free(mfn).map_err(|_| "free of an allocated frame failed")?;
+        mem.alloc
+            .free(mfn)
+            .map_err(|_| "free of an allocated frame failed")?;
         freed += 1;
         cur = (next != u64::MAX).then_some(next);
     }

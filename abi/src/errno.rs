@@ -28,6 +28,7 @@ pub enum Errno {
     EFAULT = 14,
     /// Resource busy.
     EBUSY = 16,
+    EEXIST = 17,
     /// Invalid argument.
     EINVAL = 22,
     /// Result out of range.
@@ -44,7 +45,7 @@ pub enum Errno {
 
 impl Errno {
     /// Every error number in this enum, in ascending order.
-    pub const ALL: [Errno; 14] = [
+    pub const ALL: [Errno; 15] = [
         Errno::EPERM,
         Errno::ENOENT,
         Errno::ESRCH,
@@ -53,6 +54,7 @@ impl Errno {
         Errno::EACCES,
         Errno::EFAULT,
         Errno::EBUSY,
+        Errno::EEXIST,
         Errno::EINVAL,
         Errno::ERANGE,
         Errno::ENOSYS,
@@ -82,6 +84,7 @@ impl Errno {
             13 => Errno::EACCES,
             14 => Errno::EFAULT,
             16 => Errno::EBUSY,
+            17 => Errno::EEXIST,
             22 => Errno::EINVAL,
             34 => Errno::ERANGE,
             38 => Errno::ENOSYS,
@@ -117,6 +120,7 @@ impl Errno {
             Errno::EACCES => "EACCES",
             Errno::EFAULT => "EFAULT",
             Errno::EBUSY => "EBUSY",
+            Errno::EEXIST => "EEXIST",
             Errno::EINVAL => "EINVAL",
             Errno::ERANGE => "ERANGE",
             Errno::ENOSYS => "ENOSYS",
@@ -139,7 +143,7 @@ mod tests {
 
     #[test]
     fn values_match_xen_errno_h() {
-        let expected: [(Errno, i64); 14] = [
+        let expected: [(Errno, i64); 15] = [
             (Errno::EPERM, 1),
             (Errno::ENOENT, 2),
             (Errno::ESRCH, 3),
@@ -148,6 +152,7 @@ mod tests {
             (Errno::EACCES, 13),
             (Errno::EFAULT, 14),
             (Errno::EBUSY, 16),
+            (Errno::EEXIST, 17),
             (Errno::EINVAL, 22),
             (Errno::ERANGE, 34),
             (Errno::ENOSYS, 38),

@@ -38,7 +38,6 @@ pub mod console_io;
 pub mod domid;
 pub mod elfnote;
 pub mod errno;
-pub mod errno_ext;
 pub mod frames;
 pub mod hypercall;
 pub mod hypercall_page;

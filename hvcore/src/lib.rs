@@ -9,13 +9,13 @@
 #![cfg_attr(not(any(test, loom)), no_std)]
 #![forbid(unsafe_code)]
 
-pub mod sync;
-pub mod flush;
-pub mod mem;
-pub mod domain;
-pub mod frame;
-pub mod pt;
 pub mod audit;
+pub mod domain;
+pub mod flush;
+pub mod frame;
 pub mod hypercall;
+pub mod mem;
+pub mod pt;
+pub mod sync;
 #[cfg(any(test, loom, feature = "testkit"))]
 pub mod testkit;

@@ -78,7 +78,9 @@ pub struct Gdt {
 impl Gdt {
     /// An empty GDT.
     pub const fn new() -> Self {
-        Self { entries: [0; ENTRIES] }
+        Self {
+            entries: [0; ENTRIES],
+        }
     }
 
     /// Fills the hypervisor's reserved descriptors, with `tss` as this CPU's TSS.

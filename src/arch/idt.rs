@@ -56,7 +56,9 @@ const STUB_SIZE: u64 = 16;
 impl Idt {
     /// An IDT with no gates.
     pub const fn new() -> Self {
-        Self { gates: [Gate::MISSING; 256] }
+        Self {
+            gates: [Gate::MISSING; 256],
+        }
     }
 
     /// Installs the exception stubs, with IST stacks for #NMI, #DF and #MC.

@@ -44,19 +44,46 @@ pub struct TrapFrame {
 }
 
 const NAMES: [&str; 32] = [
-    "#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow",
-    "#BR bound range", "#UD invalid opcode", "#NM device not available", "#DF double fault",
-    "coprocessor segment overrun", "#TS invalid TSS", "#NP segment not present",
-    "#SS stack fault", "#GP general protection", "#PF page fault", "reserved 15",
-    "#MF x87 error", "#AC alignment check", "#MC machine check", "#XM SIMD error",
-    "#VE virtualization", "#CP control protection", "reserved 22", "reserved 23", "reserved 24",
-    "reserved 25", "reserved 26", "reserved 27", "#HV hypervisor injection", "#VC VMM communication",
-    "#SX security", "reserved 31",
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor segment overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved 15",
+    "#MF x87 error",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD error",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved 22",
+    "reserved 23",
+    "reserved 24",
+    "reserved 25",
+    "reserved 26",
+    "reserved 27",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
+    "reserved 31",
 ];
 
 /// The name of exception `vector` ("#PF page fault", …).
 pub fn exception_name(vector: u64) -> &'static str {
-    NAMES.get(vector as usize).copied().unwrap_or("unknown vector")
+    NAMES
+        .get(vector as usize)
+        .copied()
+        .unwrap_or("unknown vector")
 }
 
 fn read_cr2() -> u64 {
@@ -75,13 +102,41 @@ fn read_cr3() -> u64 {
 
 impl fmt::Display for TrapFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "rip: {:#018x}   cs: {:#06x}  rflags: {:#010x}", self.rip, self.cs, self.rflags)?;
-        writeln!(f, "rsp: {:#018x}   ss: {:#06x}  error: {:#x}", self.rsp, self.ss, self.error)?;
-        writeln!(f, "rax: {:#018x}  rbx: {:#018x}  rcx: {:#018x}", self.rax, self.rbx, self.rcx)?;
-        writeln!(f, "rdx: {:#018x}  rsi: {:#018x}  rdi: {:#018x}", self.rdx, self.rsi, self.rdi)?;
-        writeln!(f, "rbp: {:#018x}   r8: {:#018x}   r9: {:#018x}", self.rbp, self.r8, self.r9)?;
-        writeln!(f, "r10: {:#018x}  r11: {:#018x}  r12: {:#018x}", self.r10, self.r11, self.r12)?;
-        writeln!(f, "r13: {:#018x}  r14: {:#018x}  r15: {:#018x}", self.r13, self.r14, self.r15)?;
+        writeln!(
+            f,
+            "rip: {:#018x}   cs: {:#06x}  rflags: {:#010x}",
+            self.rip, self.cs, self.rflags
+        )?;
+        writeln!(
+            f,
+            "rsp: {:#018x}   ss: {:#06x}  error: {:#x}",
+            self.rsp, self.ss, self.error
+        )?;
+        writeln!(
+            f,
+            "rax: {:#018x}  rbx: {:#018x}  rcx: {:#018x}",
+            self.rax, self.rbx, self.rcx
+        )?;
+        writeln!(
+            f,
+            "rdx: {:#018x}  rsi: {:#018x}  rdi: {:#018x}",
+            self.rdx, self.rsi, self.rdi
+        )?;
+        writeln!(
+            f,
+            "rbp: {:#018x}   r8: {:#018x}   r9: {:#018x}",
+            self.rbp, self.r8, self.r9
+        )?;
+        writeln!(
+            f,
+            "r10: {:#018x}  r11: {:#018x}  r12: {:#018x}",
+            self.r10, self.r11, self.r12
+        )?;
+        writeln!(
+            f,
+            "r13: {:#018x}  r14: {:#018x}  r15: {:#018x}",
+            self.r13, self.r14, self.r15
+        )?;
         write!(f, "cr2: {:#018x}  cr3: {:#018x}", read_cr2(), read_cr3())
     }
 }
@@ -101,19 +156,26 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         let cr2 = if frame.vector == 14 { read_cr2() } else { 0 };
         crate::pv::guest_exit(frame, cr2, crate::pv::regs::EXIT_EXCEPTION);
     }
-    let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown vector");
+    let name = NAMES
+        .get(frame.vector as usize)
+        .copied()
+        .unwrap_or("unknown vector");
     crate::console::raw(format_args!(
         "\n*** argon: FATAL EXCEPTION {} (vector {}) in the hypervisor ***\n{}\n",
         name, frame.vector, frame
     ));
     print_backtrace(frame.rbp);
-    crate::console::raw(format_args!("*** argon: halting after fatal exception ***\n"));
+    crate::console::raw(format_args!(
+        "*** argon: halting after fatal exception ***\n"
+    ));
     qemu::exit(ExitCode::Failure);
 }
 
 /// Prints return addresses by walking saved frame pointers, as far as they stay on a known stack.
 pub fn print_backtrace(mut rbp: u64) {
-    let Some((bottom, top)) = crate::arch::current_stack() else { return };
+    let Some((bottom, top)) = crate::arch::current_stack() else {
+        return;
+    };
     crate::console::raw(format_args!("backtrace:\n"));
     for _ in 0..16 {
         if !rbp.is_multiple_of(8) || rbp < bottom || rbp + 16 > top {

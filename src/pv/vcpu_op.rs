@@ -107,8 +107,7 @@ fn initialise(c: &mut Call<'_, '_>, id: usize, arg: u64) -> HcResult {
     check(&ctx)?;
     let slot = &c.dom.vcpus[id];
     if !slot.claim_init() {
-        // `Errno` has no EEXIST yet (abi::errno_ext): the negated value goes to rax as is.
-        return Ok(-abi::errno_ext::EEXIST);
+        return Err(Errno::EEXIST);
     }
     let bases = take_bases(c, &ctx);
     if let Ok((kernel, user)) = bases {

@@ -57,15 +57,30 @@ pub fn run_tier(echo: bool) -> Vec<Verdict> {
                 + &String::from_utf8_lossy(&o.stderr);
             let mut any = false;
             for line in text.lines() {
-                let Some(rest) = line.strip_prefix("test ") else { continue };
-                let Some((name, result)) = rest.rsplit_once(" ... ") else { continue };
+                let Some(rest) = line.strip_prefix("test ") else {
+                    continue;
+                };
+                let Some((name, result)) = rest.rsplit_once(" ... ") else {
+                    continue;
+                };
                 any = true;
-                let v = if result.trim() == "ok" { Ok(()) } else { Err(result.trim().to_string()) };
+                let v = if result.trim() == "ok" {
+                    Ok(())
+                } else {
+                    Err(result.trim().to_string())
+                };
                 out.push((format!("loom/{name}"), v));
             }
             if !any {
-                let errs: Vec<&str> = text.lines().filter(|l| l.starts_with("error")).take(8).collect();
-                out.push(("loom/build".into(), Err(format!("no loom test ran\n{}", errs.join("\n")))));
+                let errs: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.starts_with("error"))
+                    .take(8)
+                    .collect();
+                out.push((
+                    "loom/build".into(),
+                    Err(format!("no loom test ran\n{}", errs.join("\n"))),
+                ));
             }
         }
         Err(e) => out.push(("loom/build".into(), Err(format!("cannot run cargo: {e}")))),
@@ -80,11 +95,17 @@ pub fn run_tier(echo: bool) -> Vec<Verdict> {
             Ok(o) => {
                 let text = String::from_utf8_lossy(&o.stdout).to_string()
                     + &String::from_utf8_lossy(&o.stderr);
-                let ran = text.lines().any(|l| l.starts_with("test ") && l.contains(" ... "));
+                let ran = text
+                    .lines()
+                    .any(|l| l.starts_with("test ") && l.contains(" ... "));
                 if !ran {
-                    Err(format!("the mutant build ran no test for filter '{filter}'"))
+                    Err(format!(
+                        "the mutant build ran no test for filter '{filter}'"
+                    ))
                 } else if o.status.success() {
-                    Err(format!("loom did not catch the mutant (model '{filter}' passed)"))
+                    Err(format!(
+                        "loom did not catch the mutant (model '{filter}' passed)"
+                    ))
                 } else {
                     Ok(())
                 }
@@ -112,7 +133,10 @@ pub fn cmd_loom(_args: &[String]) -> Result<()> {
             }
         }
     }
-    println!("(loom tier wall time {:.0}s)", started.elapsed().as_secs_f64());
+    println!(
+        "(loom tier wall time {:.0}s)",
+        started.elapsed().as_secs_f64()
+    );
     println!("{} passed, {} failed", verdicts.len() - failed, failed);
     if failed > 0 {
         std::process::exit(1);

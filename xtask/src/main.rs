@@ -32,13 +32,22 @@ pub fn fail<T>(msg: &str) -> Result<T> {
 
 /// Runs a command, turning a non-zero exit into an error naming it.
 pub fn run_status(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-    if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
 }
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").into()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .into()
 }
 
 /// Builds the bare-metal hypervisor image and returns its path.
@@ -46,7 +55,14 @@ pub fn build_image() -> Result<PathBuf> {
     prereq::ensure_target()?;
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(root())
-        .args(["build", "--release", "-p", "argon", "--target", "x86_64-unknown-none"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "argon",
+            "--target",
+            "x86_64-unknown-none",
+        ])
         // Frame pointers give crash reports a backtrace.
         .env("RUSTFLAGS", "-C force-frame-pointers=yes");
     run_status(&mut cmd)?;
@@ -118,7 +134,11 @@ fn cmd_run(args: &[String]) -> Result<()> {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
         match a.as_str() {
             "--smp" => smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
-            "--memory" => memory = value("--memory")?.parse().map_err(|e| format!("--memory: {e}"))?,
+            "--memory" => {
+                memory = value("--memory")?
+                    .parse()
+                    .map_err(|e| format!("--memory: {e}"))?
+            }
             "--accel" => {
                 accel = match value("--accel")?.as_str() {
                     "tcg" => qemu::Accel::Tcg,
@@ -133,11 +153,17 @@ fn cmd_run(args: &[String]) -> Result<()> {
                 modules.push((PathBuf::from(path), margs.to_string()));
             }
             "--timeout" => {
-                timeout = value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?
+                timeout = value("--timeout")?
+                    .parse()
+                    .map_err(|e| format!("--timeout: {e}"))?
             }
             "--gdb" => gdb = true,
             "--guest" => guests.push(value("--guest")?),
-            "--vcpus" => vcpus = value("--vcpus")?.parse().map_err(|e| format!("--vcpus: {e}"))?,
+            "--vcpus" => {
+                vcpus = value("--vcpus")?
+                    .parse()
+                    .map_err(|e| format!("--vcpus: {e}"))?
+            }
             "--no-guest" => no_guest = true,
             "--" => {
                 extra.extend(it.by_ref().cloned());
@@ -152,7 +178,11 @@ fn cmd_run(args: &[String]) -> Result<()> {
     }
     let mut domains = Vec::new();
     for g in &guests {
-        let vcpu_arg = if vcpus > 1 { format!("vcpus={vcpus} ") } else { String::new() };
+        let vcpu_arg = if vcpus > 1 {
+            format!("vcpus={vcpus} ")
+        } else {
+            String::new()
+        };
         if g.contains('/') || std::path::Path::new(g).exists() {
             domains.push((PathBuf::from(g), vcpu_arg.trim_end().to_string()));
         } else {

@@ -20,24 +20,33 @@ pub fn ensure_all() -> Result<()> {
 }
 
 pub fn ensure_target() -> Result<()> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l == "x86_64-unknown-none") => {
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == "x86_64-unknown-none") =>
+        {
             Ok(())
         }
         Ok(_) => {
             eprintln!("xtask: installing the Rust target x86_64-unknown-none (rustup target add)");
             run_status(Command::new("rustup").args(["target", "add", "x86_64-unknown-none"]))
         }
-        Err(_) => fail(
-            "rustup not found; install the target with: rustup target add x86_64-unknown-none",
-        ),
+        Err(_) => {
+            fail("rustup not found; install the target with: rustup target add x86_64-unknown-none")
+        }
     }
 }
 
 /// The installed QEMU version, if any.
 pub fn qemu_version() -> Option<(u32, u32, u32)> {
-    let out = Command::new("qemu-system-x86_64").arg("--version").output().ok()?;
+    let out = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .ok()?;
     parse_qemu_version(&String::from_utf8_lossy(&out.stdout))
 }
 
@@ -46,7 +55,11 @@ pub fn parse_qemu_version(text: &str) -> Option<(u32, u32, u32)> {
     let rest = text.split("version ").nth(1)?;
     let ver = rest.split_whitespace().next()?;
     let mut parts = ver.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 fn ensure_qemu() -> Result<()> {
@@ -77,21 +90,28 @@ fn ensure_qemu() -> Result<()> {
     if !is_root() {
         let mut cmd = String::new();
         if backports {
-            cmd.push_str(&format!("sudo tee {BACKPORTS_FILE} <<'EOF'\n{}EOF\n", backports_entry()?));
+            cmd.push_str(&format!(
+                "sudo tee {BACKPORTS_FILE} <<'EOF'\n{}EOF\n",
+                backports_entry()?
+            ));
         }
         cmd.push_str(&format!("sudo apt-get update && sudo {install}"));
-        return fail(&format!("QEMU >= 8.1 is needed and this user cannot install it. Run:\n{cmd}"));
+        return fail(&format!(
+            "QEMU >= 8.1 is needed and this user cannot install it. Run:\n{cmd}"
+        ));
     }
     if backports {
         let entry = backports_entry()?;
         eprintln!("xtask: adding bookworm-backports to apt ({BACKPORTS_FILE})");
-        fs::write(BACKPORTS_FILE, entry)
-            .map_err(|e| format!("writing {BACKPORTS_FILE}: {e}"))?;
+        fs::write(BACKPORTS_FILE, entry).map_err(|e| format!("writing {BACKPORTS_FILE}: {e}"))?;
     }
     eprintln!("xtask: installing QEMU: apt-get update && {install}");
     run_status(Command::new("apt-get").args(["update", "-qq"]))?;
     let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("DEBIAN_FRONTEND=noninteractive {install} -qq >/dev/null")]);
+    cmd.args([
+        "-c",
+        &format!("DEBIAN_FRONTEND=noninteractive {install} -qq >/dev/null"),
+    ]);
     run_status(&mut cmd)?;
     match qemu_version() {
         Some(v) if (v.0, v.1) >= MIN_QEMU => {
@@ -124,7 +144,8 @@ fn debian_mirror_uri() -> Option<String> {
         for e in dir.flatten() {
             let p = e.path();
             let name = p.to_string_lossy().to_string();
-            if (name.ends_with(".sources") || name.ends_with(".list")) && !name.ends_with(BACKPORTS_FILE)
+            if (name.ends_with(".sources") || name.ends_with(".list"))
+                && !name.ends_with(BACKPORTS_FILE)
             {
                 texts.push(fs::read_to_string(&p).unwrap_or_default());
             }
@@ -137,7 +158,9 @@ fn debian_mirror_uri() -> Option<String> {
 pub fn mirror_from_sources(text: &str) -> Option<String> {
     for stanza in text.split("\n\n") {
         let field = |k: &str| {
-            stanza.lines().find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
         };
         if let (Some(uris), Some(suites)) = (field("URIs:"), field("Suites:")) {
             if suites.split_whitespace().any(|s| s == "bookworm") {
@@ -177,7 +200,10 @@ mod tests {
             parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds)\n"),
             Some((10, 0, 2))
         );
-        assert_eq!(parse_qemu_version("QEMU emulator version 7.2"), Some((7, 2, 0)));
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 7.2"),
+            Some((7, 2, 0))
+        );
         assert_eq!(parse_qemu_version("nonsense"), None);
     }
 
@@ -185,9 +211,18 @@ mod tests {
     fn finds_mirror_in_deb822_and_one_line_sources() {
         let deb822 = "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\n\
                       Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\n";
-        assert_eq!(mirror_from_sources(deb822).as_deref(), Some("http://mirror.example/debian"));
+        assert_eq!(
+            mirror_from_sources(deb822).as_deref(),
+            Some("http://mirror.example/debian")
+        );
         let line = "deb [arch=amd64] http://m.example/debian bookworm main\n";
-        assert_eq!(mirror_from_sources(line).as_deref(), Some("http://m.example/debian"));
-        assert_eq!(mirror_from_sources("deb http://x/y bookworm-security main"), None);
+        assert_eq!(
+            mirror_from_sources(line).as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(
+            mirror_from_sources("deb http://x/y bookworm-security main"),
+            None
+        );
     }
 }

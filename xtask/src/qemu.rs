@@ -76,14 +76,28 @@ impl Boot {
     fn command(&self) -> Command {
         let mut c = Command::new("timeout");
         // `timeout` is the outer guard; the reader below enforces the deadline as well.
-        c.arg("--kill-after=5").arg(format!("{}", self.timeout.as_secs() + 5));
+        c.arg("--kill-after=5")
+            .arg(format!("{}", self.timeout.as_secs() + 5));
         c.arg("qemu-system-x86_64");
         match self.accel {
             Accel::Tcg => c.args(["-accel", "tcg"]).args(["-cpu", &self.cpu]),
             Accel::Kvm => c.args(["-accel", "kvm", "-cpu", "host"]),
         };
-        c.args(["-smp", &self.smp.to_string(), "-m", &format!("{}M", self.memory_mb)]);
-        c.args(["-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot"]);
+        c.args([
+            "-smp",
+            &self.smp.to_string(),
+            "-m",
+            &format!("{}M", self.memory_mb),
+        ]);
+        c.args([
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-monitor",
+            "none",
+            "-no-reboot",
+        ]);
         c.args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
         if let Some(bios) = &self.bios {
             c.arg("-bios").arg(bios);
@@ -96,7 +110,11 @@ impl Boot {
                 .iter()
                 .map(|(p, args)| {
                     let p = p.display().to_string();
-                    let s = if args.is_empty() { p } else { format!("{p} {args}") };
+                    let s = if args.is_empty() {
+                        p
+                    } else {
+                        format!("{p} {args}")
+                    };
                     // QEMU splits the -initrd list on commas; a doubled comma is a literal one.
                     s.replace(',', ",,")
                 })
@@ -106,7 +124,9 @@ impl Boot {
         if self.gdb {
             c.args(["-s", "-S"]);
         }
-        c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         c
     }
 
@@ -147,7 +167,10 @@ impl Outcome {
     /// Why a run that expected `want_status` and `marker` did not pass, or `None` if it passed.
     pub fn verdict(&self, want_status: i32, marker: &str) -> Option<String> {
         if self.timed_out {
-            return Some(format!("timed out after {:.1}s", self.elapsed.as_secs_f64()));
+            return Some(format!(
+                "timed out after {:.1}s",
+                self.elapsed.as_secs_f64()
+            ));
         }
         match self.status {
             Some(s) if s == want_status => {}
@@ -156,7 +179,9 @@ impl Outcome {
             None => return Some("QEMU was killed by a signal".into()),
         }
         if !self.serial.contains(marker) {
-            return Some(format!("final marker {marker:?} missing from the serial log"));
+            return Some(format!(
+                "final marker {marker:?} missing from the serial log"
+            ));
         }
         None
     }
@@ -172,7 +197,11 @@ pub fn run(boot: &Boot, symbols: Option<&Symbols>, echo: bool) -> std::io::Resul
     let tx2 = tx.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-            let _ = tx.send(String::from_utf8_lossy(&line).trim_end_matches('\r').to_string());
+            let _ = tx.send(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string(),
+            );
         }
     });
     std::thread::spawn(move || {
@@ -222,13 +251,22 @@ pub fn run(boot: &Boot, symbols: Option<&Symbols>, echo: bool) -> std::io::Resul
     let status = if killed { None } else { status.code() };
     // `timeout` itself reports 124 (and 137 after --kill-after) when it had to stop QEMU.
     let timed_out = timed_out || matches!(status, Some(124) | Some(137));
-    Ok(Outcome { status, timed_out, serial, elapsed: start.elapsed(), line_times, stopped_on })
+    Ok(Outcome {
+        status,
+        timed_out,
+        serial,
+        elapsed: start.elapsed(),
+        line_times,
+        stopped_on,
+    })
 }
 
 /// Ends the run: SIGTERM to `timeout`, which passes it on to QEMU; SIGKILL if both are not gone
 /// within a few seconds. (SIGKILL alone would kill only `timeout` and orphan QEMU.)
 fn stop(child: &mut std::process::Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let give_up = Instant::now() + Duration::from_secs(5);
     while Instant::now() < give_up {
         if let Ok(Some(_)) = child.try_wait() {

@@ -68,10 +68,17 @@ impl Symbols {
 
     /// Appends `<symbol>` to a line that carries `rip: 0x…`.
     pub fn annotate(&self, line: &str) -> String {
-        let Some(pos) = line.find("rip: 0x") else { return line.to_string() };
-        let hex: String =
-            line[pos + 7..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        match u64::from_str_radix(&hex, 16).ok().and_then(|a| self.lookup(a)) {
+        let Some(pos) = line.find("rip: 0x") else {
+            return line.to_string();
+        };
+        let hex: String = line[pos + 7..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect();
+        match u64::from_str_radix(&hex, 16)
+            .ok()
+            .and_then(|a| self.lookup(a))
+        {
             Some(sym) => format!("{line}  <{sym}>"),
             None => line.to_string(),
         }
@@ -80,16 +87,25 @@ impl Symbols {
 
 /// Demangles Rust's legacy scheme (`_ZN5argon4kmain17h0123456789abcdefE` → `argon::kmain`).
 pub fn demangle(name: &str) -> String {
-    let Some(mut rest) = name.strip_prefix("_ZN") else { return name.to_string() };
+    let Some(mut rest) = name.strip_prefix("_ZN") else {
+        return name.to_string();
+    };
     let mut parts = Vec::new();
     while !rest.starts_with('E') {
         let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        let Ok(len) = rest[..digits].parse::<usize>() else { return name.to_string() };
-        let Some(part) = rest.get(digits..digits + len) else { return name.to_string() };
+        let Ok(len) = rest[..digits].parse::<usize>() else {
+            return name.to_string();
+        };
+        let Some(part) = rest.get(digits..digits + len) else {
+            return name.to_string();
+        };
         parts.push(part);
         rest = &rest[digits + len..];
     }
-    if parts.last().is_some_and(|p| p.len() == 17 && p.starts_with('h')) {
+    if parts
+        .last()
+        .is_some_and(|p| p.len() == 17 && p.starts_with('h'))
+    {
         parts.pop();
     }
     parts
@@ -107,17 +123,25 @@ mod tests {
 
     #[test]
     fn demangles_legacy_rust_symbols() {
-        assert_eq!(demangle("_ZN5argon5kmain5kmain17h0123456789abcdefE"), "argon::kmain::kmain");
+        assert_eq!(
+            demangle("_ZN5argon5kmain5kmain17h0123456789abcdefE"),
+            "argon::kmain::kmain"
+        );
         assert_eq!(demangle("trap_dispatch"), "trap_dispatch");
         assert_eq!(demangle("_ZN3foo99E"), "_ZN3foo99E");
     }
 
     #[test]
     fn looks_up_functions_by_range() {
-        let s = Symbols { funcs: vec![(0x1000, 0x10, "a".into()), (0x2000, 0x20, "b".into())] };
+        let s = Symbols {
+            funcs: vec![(0x1000, 0x10, "a".into()), (0x2000, 0x20, "b".into())],
+        };
         assert_eq!(s.lookup(0x1004).as_deref(), Some("a+0x4"));
         assert_eq!(s.lookup(0x1010), None);
         assert_eq!(s.lookup(0x201f).as_deref(), Some("b+0x1f"));
-        assert_eq!(s.annotate("rip: 0x0000000000002001   cs"), "rip: 0x0000000000002001   cs  <b+0x1>");
+        assert_eq!(
+            s.annotate("rip: 0x0000000000002001   cs"),
+            "rip: 0x0000000000002001   cs  <b+0x1>"
+        );
     }
 }

@@ -63,19 +63,34 @@ fn boot_cases(fixtures: &Path) -> Vec<Case> {
             "boot/plain",
             "",
             EXIT_SUCCESS,
-            vec!["argon: Argon ", "argon: command line: ''", "argon: boot complete", "argon: exit: success"],
+            vec![
+                "argon: Argon ",
+                "argon: command line: ''",
+                "argon: boot complete",
+                "argon: exit: success",
+            ],
         ),
         case(
             "boot/cmdline-warnings",
             "loglvl=debug bogus=1 dom0_mem=notasize",
             EXIT_SUCCESS,
-            vec!["unknown option 'bogus'", "dom0_mem", "argon: debug:", "argon: exit: success"],
+            vec![
+                "unknown option 'bogus'",
+                "dom0_mem",
+                "argon: debug:",
+                "argon: exit: success",
+            ],
         ),
         case(
             "boot/memory-and-frame-table",
             "",
             EXIT_SUCCESS,
-            vec!["memory: ", "frame table: ", "frame allocator: ", "argon: exit: success"],
+            vec![
+                "memory: ",
+                "frame table: ",
+                "frame allocator: ",
+                "argon: exit: success",
+            ],
         ),
         case(
             "selftest/frame-allocator",
@@ -87,13 +102,23 @@ fn boot_cases(fixtures: &Path) -> Vec<Case> {
             "selftest/invalid-opcode-dump",
             "argon.test=ud",
             EXIT_FAILURE,
-            vec!["FATAL EXCEPTION #UD", "rip: 0x", "<argon::selftest::invalid_opcode", "halting"],
+            vec![
+                "FATAL EXCEPTION #UD",
+                "rip: 0x",
+                "<argon::selftest::invalid_opcode",
+                "halting",
+            ],
         ),
         case(
             "selftest/page-fault-dump",
             "argon.test=pf",
             EXIT_FAILURE,
-            vec!["FATAL EXCEPTION #PF", "cr2: 0x00005ead0000beef", "selftest", "halting"],
+            vec![
+                "FATAL EXCEPTION #PF",
+                "cr2: 0x00005ead0000beef",
+                "selftest",
+                "halting",
+            ],
         ),
         case(
             "selftest/panic",
@@ -122,7 +147,10 @@ fn boot_cases(fixtures: &Path) -> Vec<Case> {
         ],
     );
     m.modules = vec![
-        (fixtures.join("dom0.img"), "vcpus=2 mem=16M console=hvc0".into()),
+        (
+            fixtures.join("dom0.img"),
+            "vcpus=2 mem=16M console=hvc0".into(),
+        ),
         (fixtures.join("domu.img"), "quiet".into()),
     ];
     v.push(m);
@@ -136,7 +164,12 @@ fn boot_cases(fixtures: &Path) -> Vec<Case> {
         c.smp = smp;
         v.push(c);
     }
-    let mut x = case("boot/xapic-cpu", "", EXIT_SUCCESS, vec!["argon: exit: success"]);
+    let mut x = case(
+        "boot/xapic-cpu",
+        "",
+        EXIT_SUCCESS,
+        vec!["argon: exit: success"],
+    );
     x.cpu = "max,-x2apic";
     v.push(x);
     v.extend(crate::tests_smp::cases());
@@ -153,13 +186,19 @@ fn run_case(image: &Path, syms: Option<&Symbols>, c: &Case) -> std::result::Resu
     let out = qemu::run(&boot, syms, false).map_err(|e| format!("starting QEMU: {e}"))?;
     let last = c.expect.last().copied().unwrap_or("argon: exit");
     let missing = c.expect.iter().find(|m| !out.serial.contains(*m));
-    let why = out.verdict(c.status, last).or(missing.map(|m| format!("serial lacks {m:?}")));
+    let why = out
+        .verdict(c.status, last)
+        .or(missing.map(|m| format!("serial lacks {m:?}")));
     match why {
         None => Ok(()),
         Some(why) => {
             let tail: Vec<&str> = out.serial.lines().rev().take(15).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            Err(format!("{why}\n  command: {}\n  serial (last lines):\n    {}", boot.describe(), tail.join("\n    ")))
+            Err(format!(
+                "{why}\n  command: {}\n  serial (last lines):\n    {}",
+                boot.describe(),
+                tail.join("\n    ")
+            ))
         }
     }
 }
@@ -175,14 +214,24 @@ fn host_tier(t: &mut Tally) {
         Ok(o) => o,
         Err(e) => return t.record("host/cargo-test", Err(format!("cannot run cargo: {e}"))),
     };
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let (mut passed, mut failed, mut suites) = (0usize, 0usize, 0usize);
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("test result: ") {
             suites += 1;
             let num = |key: &str| {
                 rest.split(';')
-                    .find_map(|p| p.trim().strip_suffix(key).map(|n| n.trim().trim_start_matches("ok.").trim_start_matches("FAILED.").trim().parse::<usize>().unwrap_or(0)))
+                    .find_map(|p| {
+                        p.trim().strip_suffix(key).map(|n| {
+                            n.trim()
+                                .trim_start_matches("ok.")
+                                .trim_start_matches("FAILED.")
+                                .trim()
+                                .parse::<usize>()
+                                .unwrap_or(0)
+                        })
+                    })
                     .unwrap_or(0)
             };
             passed += num(" passed");
@@ -190,12 +239,17 @@ fn host_tier(t: &mut Tally) {
         }
         if line.starts_with("test ") && line.ends_with("FAILED") {
             println!("FAIL host/{}", &line[5..line.len() - 9]);
-            t.failures.push(format!("host/{}", &line[5..line.len() - 9]));
+            t.failures
+                .push(format!("host/{}", &line[5..line.len() - 9]));
         }
     }
     if !out.status.success() && failed == 0 {
         // A build failure: no test ran.
-        let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error")).take(10).collect();
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("error"))
+            .take(10)
+            .collect();
         return t.record("host/build", Err(errors.join("\n")));
     }
     println!("host: {passed} passed, {failed} failed in {suites} suites");
@@ -206,24 +260,29 @@ fn host_tier(t: &mut Tally) {
 /// The guest's conformance suite on real Xen 4.17 (the differential reference): one result per
 /// guest test, plus the run itself.
 fn xen_tier(t: &mut Tally) {
-    println!("== guest suite on Xen 4.17 (TCG) ==");
-    let opts = crate::xen::XenOptions {
-        echo: false,
-        timeout: Duration::from_secs(180),
-        ..Default::default()
-    };
-    match crate::xen::run_xen(&opts) {
-        Ok(run) => {
-            for (name, verdict) in &run.report.verdicts {
-                let r = match verdict {
-                    crate::xen::Verdict::Pass => Ok(()),
-                    crate::xen::Verdict::Fail(why) => Err(why.clone()),
-                };
-                t.record(&format!("xen/{name}"), r);
+    println!("== guest suites on Xen 4.17 (TCG) ==");
+    // The conformance suite on one CPU, and the SMP suite on 4 vCPUs / 4 CPUs.
+    for (prefix, suite, smp) in [("xen", "tests", 1), ("xen-smp", "smp", 4)] {
+        let opts = crate::xen::XenOptions {
+            echo: false,
+            suite: suite.into(),
+            smp,
+            timeout: Duration::from_secs(180),
+            ..Default::default()
+        };
+        match crate::xen::run_xen(&opts) {
+            Ok(run) => {
+                for (name, verdict) in &run.report.verdicts {
+                    let r = match verdict {
+                        crate::xen::Verdict::Pass => Ok(()),
+                        crate::xen::Verdict::Fail(why) => Err(why.clone()),
+                    };
+                    t.record(&format!("{prefix}/{name}"), r);
+                }
+                t.record(&format!("{prefix}/run"), run.failure().map_or(Ok(()), Err));
             }
-            t.record("xen/run", run.failure().map_or(Ok(()), Err));
+            Err(e) => t.record(&format!("{prefix}/run"), Err(e)),
         }
-        Err(e) => t.record("xen/run", Err(e)),
     }
 }
 
@@ -245,7 +304,10 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
         host_tier(&mut t);
     }
     if !skip_host && filter.is_none() {
-        println!("== loom models and mutants (LOOM_MAX_PREEMPTIONS={}) ==", crate::loom::MAX_PREEMPTIONS);
+        println!(
+            "== loom models and mutants (LOOM_MAX_PREEMPTIONS={}) ==",
+            crate::loom::MAX_PREEMPTIONS
+        );
         for (name, v) in crate::loom::run_tier(true) {
             t.record(&name, v);
         }
@@ -255,7 +317,10 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
     let syms = Symbols::load(&image);
     let fixtures = root().join("target/xtask/fixtures");
     std::fs::create_dir_all(&fixtures).map_err(|e| format!("{}: {e}", fixtures.display()))?;
-    for (name, body) in [("dom0.img", "not a kernel yet\n"), ("domu.img", "nor this\n")] {
+    for (name, body) in [
+        ("dom0.img", "not a kernel yet\n"),
+        ("domu.img", "nor this\n"),
+    ] {
         std::fs::write(fixtures.join(name), body).map_err(|e| format!("fixture {name}: {e}"))?;
     }
     let guest = crate::xen::build_guest()?;
@@ -268,7 +333,10 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
         let r = run_case(&image, syms.as_ref(), &c);
         t.record(c.name, r);
     }
-    if filter.as_deref().is_none_or(|f| "xen/".contains(f) || f.starts_with("xen")) {
+    if filter
+        .as_deref()
+        .is_none_or(|f| "xen/".contains(f) || f.starts_with("xen"))
+    {
         xen_tier(&mut t);
     }
     println!("(wall time {:.0}s)", started.elapsed().as_secs_f64());

@@ -103,13 +103,16 @@ impl GuestReport {
     pub fn parse(serial: &str) -> GuestReport {
         let mut r = GuestReport::default();
         for line in serial.lines() {
-            let Some(at) = line.find("guest: ") else { continue };
+            let Some(at) = line.find("guest: ") else {
+                continue;
+            };
             let msg = line[at + "guest: ".len()..].trim_end();
             if let Some(name) = msg.strip_prefix("PASS ") {
                 r.verdicts.push((name.trim().to_string(), Verdict::Pass));
             } else if let Some(rest) = msg.strip_prefix("FAIL ") {
                 let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
-                r.verdicts.push((name.trim().to_string(), Verdict::Fail(why.to_string())));
+                r.verdicts
+                    .push((name.trim().to_string(), Verdict::Fail(why.to_string())));
             } else if let Some(rest) = msg.strip_prefix("suite ") {
                 r.suite = rest.split_whitespace().next().map(str::to_string);
             } else if let Some(rest) = msg.strip_prefix("PANIC ") {
@@ -124,11 +127,17 @@ impl GuestReport {
     }
 
     pub fn passed(&self) -> usize {
-        self.verdicts.iter().filter(|(_, v)| *v == Verdict::Pass).count()
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| *v == Verdict::Pass)
+            .count()
     }
 
     pub fn failed(&self) -> Vec<&(String, Verdict)> {
-        self.verdicts.iter().filter(|(_, v)| *v != Verdict::Pass).collect()
+        self.verdicts
+            .iter()
+            .filter(|(_, v)| *v != Verdict::Pass)
+            .collect()
     }
 
     /// Why the guest's own account is not a clean pass, or `None` if it is.
@@ -139,7 +148,11 @@ impl GuestReport {
         let failed = self.failed();
         if !failed.is_empty() {
             let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
-            return Some(format!("{} test(s) failed: {}", failed.len(), names.join(", ")));
+            return Some(format!(
+                "{} test(s) failed: {}",
+                failed.len(),
+                names.join(", ")
+            ));
         }
         if !self.done {
             return Some("no `guest: done` line (the guest hung or crashed)".into());
@@ -148,9 +161,10 @@ impl GuestReport {
             None => Some("no `guest: <n> passed, <m> failed` summary".into()),
             Some((_, f)) if f != 0 => Some(format!("summary reports {f} failed")),
             Some((0, _)) => Some("no test ran".into()),
-            Some((p, _)) if p as usize != self.passed() => {
-                Some(format!("summary says {p} passed but {} PASS lines", self.passed()))
-            }
+            Some((p, _)) if p as usize != self.passed() => Some(format!(
+                "summary says {p} passed but {} PASS lines",
+                self.passed()
+            )),
             Some(_) => None,
         }
     }
@@ -159,7 +173,10 @@ impl GuestReport {
 /// Parses `<n> passed, <m> failed`.
 fn parse_summary(msg: &str) -> Option<(u32, u32)> {
     let (p, f) = msg.split_once(" passed, ")?;
-    Some((p.trim().parse().ok()?, f.strip_suffix(" failed")?.trim().parse().ok()?))
+    Some((
+        p.trim().parse().ok()?,
+        f.strip_suffix(" failed")?.trim().parse().ok()?,
+    ))
 }
 
 /// The result of one Xen run.
@@ -189,14 +206,20 @@ impl XenRun {
             return Some(format!("{why}; {end}"));
         }
         if !self.outcome.serial.contains(DOM0_HALTED) {
-            return Some(format!("the guest passed but Xen never printed {DOM0_HALTED:?}"));
+            return Some(format!(
+                "the guest passed but Xen never printed {DOM0_HALTED:?}"
+            ));
         }
         None
     }
 }
 
 fn last_line_with(serial: &str, what: &str) -> Option<String> {
-    serial.lines().rev().find(|l| l.contains(what)).map(|l| l.trim().to_string())
+    serial
+        .lines()
+        .rev()
+        .find(|l| l.contains(what))
+        .map(|l| l.trim().to_string())
 }
 
 /// Builds the guest kernel (release, bare metal) and returns its path.
@@ -214,7 +237,11 @@ pub fn build_guest() -> Result<PathBuf> {
     run_status(&mut cmd)?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    let target = if target.is_absolute() { target } else { root().join(target) };
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root().join(target)
+    };
     Ok(target.join("x86_64-unknown-none/release/guest"))
 }
 
@@ -256,7 +283,9 @@ pub fn xen_image() -> Result<PathBuf> {
 }
 
 fn is_elf(path: &Path) -> bool {
-    fs::read(path).map(|b| b.starts_with(b"\x7fELF")).unwrap_or(false)
+    fs::read(path)
+        .map(|b| b.starts_with(b"\x7fELF"))
+        .unwrap_or(false)
 }
 
 fn find_deb(dir: &Path) -> Option<PathBuf> {
@@ -265,7 +294,10 @@ fn find_deb(dir: &Path) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             name.starts_with(XEN_PACKAGE) && name.ends_with(".deb")
         })
         .collect();
@@ -274,9 +306,16 @@ fn find_deb(dir: &Path) -> Option<PathBuf> {
 }
 
 fn download_deb(dir: &Path) -> Result<PathBuf> {
-    eprintln!("xtask: fetching {XEN_PACKAGE} with apt-get download into {}", dir.display());
-    let get =
-        || Command::new("apt-get").args(["download", "-q", XEN_PACKAGE]).current_dir(dir).status();
+    eprintln!(
+        "xtask: fetching {XEN_PACKAGE} with apt-get download into {}",
+        dir.display()
+    );
+    let get = || {
+        Command::new("apt-get")
+            .args(["download", "-q", XEN_PACKAGE])
+            .current_dir(dir)
+            .status()
+    };
     let ok = matches!(get(), Ok(s) if s.success());
     if !ok {
         eprintln!("xtask: apt-get download failed; refreshing the package lists (apt-get update)");
@@ -289,8 +328,12 @@ fn download_deb(dir: &Path) -> Result<PathBuf> {
             ));
         }
     }
-    find_deb(dir)
-        .ok_or_else(|| format!("apt-get download left no {XEN_PACKAGE}*.deb in {}", dir.display()))
+    find_deb(dir).ok_or_else(|| {
+        format!(
+            "apt-get download left no {XEN_PACKAGE}*.deb in {}",
+            dir.display()
+        )
+    })
 }
 
 fn find_hypervisor_gz(boot: &Path) -> Option<PathBuf> {
@@ -299,7 +342,10 @@ fn find_hypervisor_gz(boot: &Path) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             name.starts_with("xen-4.17") && name.ends_with(".gz")
         })
         .collect();
@@ -327,7 +373,10 @@ pub fn run_xen(opts: &XenOptions) -> Result<XenRun> {
     boot.modules = vec![(guest, opts.suite.clone())];
     boot.stop_on = STOP_MARKERS.iter().map(|m| m.to_string()).collect();
     let tries: &[(&'static str, Option<PathBuf>)] = match opts.bios {
-        Firmware::Auto => &[("qboot", Some(PathBuf::from(qemu::QBOOT))), ("seabios", None)],
+        Firmware::Auto => &[
+            ("qboot", Some(PathBuf::from(qemu::QBOOT))),
+            ("seabios", None),
+        ],
         Firmware::Qboot => &[("qboot", Some(PathBuf::from(qemu::QBOOT)))],
         Firmware::SeaBios => &[("seabios", None)],
     };
@@ -347,12 +396,23 @@ pub fn run_xen(opts: &XenOptions) -> Result<XenRun> {
     let (bios, outcome) = last.expect("at least one firmware is tried");
     let report = GuestReport::parse(&outcome.serial);
     let time_of = |pred: &dyn Fn(&str) -> bool| {
-        outcome.serial.lines().zip(&outcome.line_times).find(|(l, _)| pred(l)).map(|(_, t)| *t)
+        outcome
+            .serial
+            .lines()
+            .zip(&outcome.line_times)
+            .find(|(l, _)| pred(l))
+            .map(|(_, t)| *t)
     };
     let first = time_of(&|l: &str| l.contains("guest: "));
     let done = time_of(&|l: &str| l.contains("guest: done"));
     let suite_time = first.zip(done).map(|(a, b)| b.saturating_sub(a));
-    Ok(XenRun { report, outcome, bios, boot_time: first, suite_time })
+    Ok(XenRun {
+        report,
+        outcome,
+        bios,
+        boot_time: first,
+        suite_time,
+    })
 }
 
 pub fn cmd_xen(args: &[String]) -> Result<()> {
@@ -364,8 +424,9 @@ pub fn cmd_xen(args: &[String]) -> Result<()> {
             "--suite" => opts.suite = value("--suite")?,
             "--smp" => opts.smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
             "--timeout" => {
-                let secs: u64 =
-                    value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?;
+                let secs: u64 = value("--timeout")?
+                    .parse()
+                    .map_err(|e| format!("--timeout: {e}"))?;
                 opts.timeout = Duration::from_secs(secs);
             }
             "--bios" => {
@@ -452,16 +513,36 @@ mod tests {
         let clean = "guest: PASS a\nguest: PASS b\nguest: 2 passed, 0 failed\nguest: done\n";
         assert_eq!(GuestReport::parse(clean).failure(), None);
         let no_done = "guest: PASS a\nguest: 1 passed, 0 failed\n";
-        assert!(GuestReport::parse(no_done).failure().unwrap().contains("done"));
+        assert!(
+            GuestReport::parse(no_done)
+                .failure()
+                .unwrap()
+                .contains("done")
+        );
         let no_summary = "guest: PASS a\nguest: done\n";
-        assert!(GuestReport::parse(no_summary).failure().unwrap().contains("summary"));
+        assert!(
+            GuestReport::parse(no_summary)
+                .failure()
+                .unwrap()
+                .contains("summary")
+        );
         let mismatch = "guest: PASS a\nguest: 2 passed, 0 failed\nguest: done\n";
-        assert!(GuestReport::parse(mismatch).failure().unwrap().contains("PASS lines"));
+        assert!(
+            GuestReport::parse(mismatch)
+                .failure()
+                .unwrap()
+                .contains("PASS lines")
+        );
         let none_ran = "guest: 0 passed, 0 failed\nguest: done\n";
         assert!(GuestReport::parse(none_ran).failure().is_some());
         let panic =
             "guest: PASS a\nguest: PANIC at x.rs:1\nguest: 0 passed, 1 failed\nguest: done\n";
-        assert!(GuestReport::parse(panic).failure().unwrap().contains("panicked"));
+        assert!(
+            GuestReport::parse(panic)
+                .failure()
+                .unwrap()
+                .contains("panicked")
+        );
     }
 
     #[test]

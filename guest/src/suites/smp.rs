@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use abi::Errno;
-use abi::errno_ext::EEXIST;
+const EEXIST: i64 = abi::errno::Errno::EEXIST.value();
 use abi::mmuext::{MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE};
 use abi::vcpu_op::{VCPUOP_INITIALISE, VCPUOP_UP};
 

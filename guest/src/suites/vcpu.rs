@@ -4,7 +4,7 @@
 //! (`-ENOSYS`).
 
 use abi::Errno;
-use abi::errno_ext::EEXIST;
+const EEXIST: i64 = abi::errno::Errno::EEXIST.value();
 use abi::vcpu_op::VCPUOP_INITIALISE;
 
 use crate::env::Env;
