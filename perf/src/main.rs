@@ -8,7 +8,7 @@
 //! Modules: `world` (layout, designs, the update loop), `lock` (the baselines' spin lock),
 //! `scaling` (threaded throughput), `cycles` (ticks per update by batch size), `floors` (CAS
 //! and cache-line-transfer floors), `tsc` (timestamps), `stats`, `csv`, `svg`, `output` (files),
-//! `report` (markdown), `cli`.
+//! `report` (markdown), `quiet` (other processes' CPU use during a run), `cli`.
 
 mod cli;
 mod csv;
@@ -16,6 +16,7 @@ mod cycles;
 mod floors;
 mod lock;
 mod output;
+mod quiet;
 mod report;
 mod scaling;
 mod stats;

@@ -39,6 +39,8 @@ pub fn scaling_csv(points: &[Point], window_ms: u64) -> Csv {
         "efficiency",
         "vs_global_lock",
         "vs_per_table_lock",
+        "clean_reps",
+        "others_cpu_max",
     ]);
     for p in points {
         let min = p.reps.iter().copied().fold(f64::INFINITY, f64::min);
@@ -56,6 +58,8 @@ pub fn scaling_csv(points: &[Point], window_ms: u64) -> Csv {
             num(point_efficiency(points, p), 3),
             num(point_ratio(points, p, Design::GlobalLock), 3),
             num(point_ratio(points, p, Design::PerTableLock), 3),
+            p.clean_reps().to_string(),
+            num(p.others_max(), 2),
         ]);
     }
     c
@@ -74,6 +78,7 @@ pub fn cycles_csv(rows: &[CycleRow], tsc_ghz: f64) -> Csv {
         "ticks_per_update_mean",
         "tsc_ghz",
         "ns_per_update_median",
+        "others_cpu",
     ]);
     for r in rows {
         let s = r.per_update;
@@ -88,6 +93,7 @@ pub fn cycles_csv(rows: &[CycleRow], tsc_ghz: f64) -> Csv {
             num(Some(s.mean), 1),
             num(Some(tsc_ghz), 3),
             num(ratio(s.median, tsc_ghz), 2),
+            num(r.others, 2),
         ]);
     }
     c
@@ -165,7 +171,7 @@ pub fn scaling_plot(points: &[Point], mode: Mode) -> Plot {
     let one = find(points, mode, Variant::Rw, Design::Argon, 1).map_or(0.0, Point::median);
     let max = points.iter().map(|p| p.threads).max().unwrap_or(1);
     series.push(Series {
-        name: "ideal: n × argon rw(1)".into(),
+        name: "ideal (argon rw)".into(),
         color: "#999999",
         dashed: true,
         points: (1..=max).map(|n| (n as f64, n as f64 * one)).collect(),

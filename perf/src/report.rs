@@ -29,6 +29,12 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |v| format!("{v:.digits$}"))
 }
 
+/// Updates/s of a point, starred when other work disturbed every repetition of it.
+fn rate(p: &Point) -> String {
+    let mark = if p.disturbed() { "*" } else { "" };
+    format!("{}{mark}", si(p.median()))
+}
+
 fn throughput(points: &[Point]) -> String {
     let mut rows = Vec::new();
     for p in points.iter().filter(|p| p.design == Design::Argon) {
@@ -38,9 +44,9 @@ fn throughput(points: &[Point]) -> String {
             p.mode.name().into(),
             p.variant.name().into(),
             p.threads.to_string(),
-            si(p.median()),
-            get(Design::GlobalLock).map_or("–".into(), |q| si(q.median())),
-            get(Design::PerTableLock).map_or("–".into(), |q| si(q.median())),
+            rate(p),
+            get(Design::GlobalLock).map_or("–".into(), rate),
+            get(Design::PerTableLock).map_or("–".into(), rate),
             opt(point_ratio(points, p, Design::GlobalLock), 2),
             opt(point_ratio(points, p, Design::PerTableLock), 2),
             opt(eff(Design::Argon), 2),
@@ -77,7 +83,8 @@ fn cycles(rows: &[CycleRow]) -> String {
                     .find(|c| c.design == design && c.variant == variant && c.batch == b);
                 r.push(c.map_or("–".into(), |c| {
                     let s = c.per_update;
-                    format!("{:.0} [{:.0}–{:.0}]", s.median, s.p10, s.p90)
+                    let mark = if c.disturbed() { "*" } else { "" };
+                    format!("{:.0} [{:.0}–{:.0}]{mark}", s.median, s.p10, s.p90)
                 }));
             }
             out.push(r);
@@ -188,13 +195,23 @@ fn floors(f: &Floors, points: &[Point], rows: &[CycleRow], n: usize) -> String {
 
 /// Verdict of a measured value against a target; `inconclusive` when the machine itself cannot
 /// run the threads the target needs at once.
-fn verdict(v: Option<f64>, ok: impl Fn(f64) -> bool, inconclusive: Option<f64>) -> String {
+fn verdict(v: Option<f64>, ok: impl Fn(f64) -> bool, inconclusive: Option<String>) -> String {
     match (v, inconclusive) {
         (None, _) => "n/a".into(),
-        (Some(_), Some(ceiling)) => format!("inconclusive here (machine ceiling {ceiling:.2})"),
+        (Some(_), Some(why)) => format!("inconclusive here ({why})"),
         (Some(v), None) if ok(v) => "met".into(),
         (Some(_), None) => "not met".into(),
     }
+}
+
+/// Why the scaling points behind a target cannot be judged, if they cannot: the machine did
+/// not run `n` threads at once, or other work disturbed every repetition of a point used.
+fn scaling_doubt(f: &Floors, n: usize, used: &[Option<&Point>]) -> Option<String> {
+    if let Some(e) = weak_machine(f, n) {
+        return Some(format!("machine ceiling {e:.2}"));
+    }
+    let bad = used.iter().flatten().filter(|p| p.disturbed()).count();
+    (bad > 0).then(|| format!("{bad} point(s) disturbed by other work"))
 }
 
 /// The machine's parallel efficiency at `n` if it is too low for thread-scaling verdicts.
@@ -207,39 +224,45 @@ const MACHINE_OK: f64 = 0.9;
 
 fn targets(points: &[Point], rows: &[CycleRow], f: &Floors, n: usize) -> String {
     let mut r = Vec::new();
-    let (weak2, weak_n) = (weak_machine(f, 2), weak_machine(f, n));
     for v in Variant::ALL {
-        let p = find(points, Mode::Disjoint, v, Design::Argon, 2);
+        let at = |d, t| find(points, Mode::Disjoint, v, d, t);
+        let p = at(Design::Argon, 2);
         let vs_pt = p.and_then(|p| point_ratio(points, p, Design::PerTableLock));
         let vs_gl = p.and_then(|p| point_ratio(points, p, Design::GlobalLock));
-        let e = find(points, Mode::Disjoint, v, Design::Argon, n)
+        let e = at(Design::Argon, n)
             .filter(|_| n > 1)
             .and_then(|p| point_efficiency(points, p));
+        let doubt_pt = scaling_doubt(f, 2, &[p, at(Design::PerTableLock, 2)]);
+        let doubt_gl = scaling_doubt(f, 2, &[p, at(Design::GlobalLock, 2)]);
+        let doubt_e = scaling_doubt(f, n, &[at(Design::Argon, 1), at(Design::Argon, n)]);
         let t = ticks(rows, Design::Argon, v, 512);
-        let p10 = rows
+        let row = rows
             .iter()
-            .find(|c| c.design == Design::Argon && c.variant == v && c.batch == 512)
-            .map(|c| c.per_update.p10);
+            .find(|c| c.design == Design::Argon && c.variant == v && c.batch == 512);
+        let p10 = row.map(|c| c.per_update.p10);
+        let doubt_t = row
+            .filter(|c| c.disturbed())
+            .map(|_| "disturbed by other work".to_string());
         let name = v.name();
         r.push(vec![
             format!("≥ 1.3× per-table lock, disjoint x2, {name}"),
             opt(vs_pt, 2),
-            verdict(vs_pt, |x| x >= 1.3, weak2),
+            verdict(vs_pt, |x| x >= 1.3, doubt_pt),
         ]);
         r.push(vec![
             format!("≥ 3× global lock, disjoint x2, {name}"),
             opt(vs_gl, 2),
-            verdict(vs_gl, |x| x >= 3.0, weak2),
+            verdict(vs_gl, |x| x >= 3.0, doubt_gl),
         ]);
         r.push(vec![
             format!("efficiency ≥ 0.95, disjoint x{n}, {name}"),
             opt(e, 2),
-            verdict(e, |x| x >= 0.95, weak_n),
+            verdict(e, |x| x >= 0.95, doubt_e),
         ]);
         r.push(vec![
             format!("≤ 60 cycles/update, batch 512, {name} (TSC ticks)"),
             format!("{} (p10 {})", opt(t, 0), opt(p10, 0)),
-            verdict(t, |x| x <= 60.0, None),
+            verdict(t, |x| x <= 60.0, doubt_t),
         ]);
     }
     table(
@@ -265,7 +288,16 @@ pub fn summary(
     );
     let _ = writeln!(
         s,
-        "{cores} core(s) available; threads 1..={n}; median of {reps} run(s) of {window_ms} ms per point.\n"
+        "{cores} core(s) available; threads 1..={n}; {reps} run(s) of {window_ms} ms per point \
+         (more when other work disturbed them all), median of the undisturbed ones.\n"
+    );
+    let bad = points.iter().filter(|p| p.disturbed()).count();
+    let _ = writeln!(
+        s,
+        "Other processes' CPU use is watched during every repetition: {bad} of {} points were \
+         disturbed in every repetition (starred; medians elsewhere use undisturbed repetitions \
+         only).\n",
+        points.len()
     );
     if let Some(e) = weak_machine(f, n) {
         let _ = writeln!(
@@ -279,12 +311,14 @@ pub fn summary(
     }
     let _ = writeln!(
         s,
-        "### Throughput (updates/s, all threads together)\n\n{}",
+        "### Throughput (updates/s, all threads together; * = every repetition disturbed by \
+         other work)\n\n{}",
         throughput(points)
     );
     let _ = writeln!(
         s,
-        "### Single-thread TSC ticks per update (median [p10–p90]; {:.2} GHz TSC)\n\n{}",
+        "### Single-thread TSC ticks per update (median [p10–p90]; {:.2} GHz TSC; * = disturbed \
+         by other work)\n\n{}",
         f.tsc_ghz,
         cycles(rows)
     );
@@ -303,8 +337,8 @@ mod tests {
         assert_eq!(verdict(Some(1.4), |x| x >= 1.3, None), "met");
         assert_eq!(verdict(Some(1.2), |x| x >= 1.3, None), "not met");
         assert_eq!(verdict(None, |x| x >= 1.3, None), "n/a");
-        let v = verdict(Some(2.0), |x| x >= 1.3, Some(0.55));
-        assert_eq!(v, "inconclusive here (machine ceiling 0.55)");
+        let v = verdict(Some(2.0), |x| x >= 1.3, Some("why".into()));
+        assert_eq!(v, "inconclusive here (why)");
     }
 
     #[test]

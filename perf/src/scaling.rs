@@ -1,12 +1,15 @@
 //! Throughput runs: `threads` threads update for a fixed wall-clock window in one [`Mode`] with
 //! one [`Design`]; updates/s is the total count over the window. Each run builds a fresh world,
 //! warms every thread up, releases all threads at one barrier, and audits the frame table after
-//! the threads are joined (a benchmark that corrupts counts must not report a number).
+//! the threads are joined (a benchmark that corrupts counts must not report a number). Each
+//! repetition also records how much CPU other processes took meanwhile (`quiet`); medians use
+//! the undisturbed repetitions.
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::quiet::{DISTURBED, watched};
 use crate::world::{Design, Mode, Variant, World};
 
 /// Updates between two looks at the stop flag.
@@ -65,7 +68,8 @@ pub fn run_once(
     Ok(total as f64 / secs)
 }
 
-/// One point of the scaling table: every repetition's updates/s.
+/// One point of the scaling table: every repetition's updates/s and how much CPU other
+/// processes used during it.
 #[derive(Debug, Clone)]
 pub struct Point {
     /// Layout.
@@ -78,17 +82,51 @@ pub struct Point {
     pub threads: usize,
     /// Updates/s of each repetition.
     pub reps: Vec<f64>,
+    /// CPUs' worth of other processes' time during each repetition (`None`: unknown).
+    pub others: Vec<Option<f64>>,
 }
 
 impl Point {
-    /// Median updates/s over the repetitions.
+    /// Repetitions that ran undisturbed (or whose disturbance is unknown).
+    fn clean(&self) -> Vec<f64> {
+        let ok = |o: &Option<f64>| o.is_none_or(|o| o <= DISTURBED);
+        self.reps
+            .iter()
+            .zip(&self.others)
+            .filter(|(_, o)| ok(o))
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// Number of undisturbed repetitions.
+    pub fn clean_reps(&self) -> usize {
+        self.clean().len()
+    }
+
+    /// Every repetition was disturbed by other work on the machine.
+    pub fn disturbed(&self) -> bool {
+        self.clean_reps() == 0
+    }
+
+    /// Median updates/s over the undisturbed repetitions (over all if none was).
     pub fn median(&self) -> f64 {
-        crate::stats::median(&self.reps).unwrap_or(0.0)
+        let clean = self.clean();
+        let v = if clean.is_empty() { &self.reps } else { &clean };
+        crate::stats::median(v).unwrap_or(0.0)
+    }
+
+    /// The most CPU other processes used during one repetition.
+    pub fn others_max(&self) -> Option<f64> {
+        self.others.iter().flatten().copied().reduce(f64::max)
     }
 }
 
+/// Extra rounds run for points none of whose repetitions was undisturbed.
+const EXTRA_ROUNDS: usize = 3;
+
 /// Every point for `threads` in `1..=max_threads`, repetitions interleaved across designs so
-/// that drift (frequency, neighbours) hits all three designs alike.
+/// that drift (frequency, neighbours) hits all three designs alike; a point that other work
+/// disturbed in every repetition gets up to [`EXTRA_ROUNDS`] more.
 pub fn run_all(max_threads: usize, reps: usize, window: Duration) -> Result<Vec<Point>, String> {
     let mut points = Vec::new();
     for mode in Mode::ALL {
@@ -96,25 +134,33 @@ pub fn run_all(max_threads: usize, reps: usize, window: Duration) -> Result<Vec<
             for threads in 1..=max_threads {
                 let first = points.len();
                 for design in Design::ALL {
+                    let (reps, others) = (Vec::new(), Vec::new());
                     points.push(Point {
                         mode,
                         variant,
                         design,
                         threads,
-                        reps: Vec::new(),
+                        reps,
+                        others,
                     });
                 }
-                for _ in 0..reps.max(1) {
+                for round in 0..reps.max(1) + EXTRA_ROUNDS {
+                    let extra = round >= reps.max(1);
+                    if extra && !points[first..].iter().any(Point::disturbed) {
+                        break;
+                    }
                     for (i, design) in Design::ALL.into_iter().enumerate() {
-                        let r = run_once(mode, variant, design, threads, window).map_err(|e| {
-                            format!(
-                                "{} {} {} x{threads}: {e}",
-                                mode.name(),
-                                variant.name(),
-                                design.name()
-                            )
+                        if extra && !points[first + i].disturbed() {
+                            continue;
+                        }
+                        let (r, others) =
+                            watched(|| run_once(mode, variant, design, threads, window));
+                        let r = r.map_err(|e| {
+                            let (m, v, d) = (mode.name(), variant.name(), design.name());
+                            format!("{m} {v} {d} x{threads}: {e}")
                         })?;
                         points[first + i].reps.push(r);
+                        points[first + i].others.push(others);
                     }
                 }
                 eprintln!(
@@ -123,7 +169,10 @@ pub fn run_all(max_threads: usize, reps: usize, window: Duration) -> Result<Vec<
                     variant.name(),
                     points[first..]
                         .iter()
-                        .map(|p| format!("{} {:.2}M/s", p.design.name(), p.median() / 1e6))
+                        .map(|p| {
+                            let mark = if p.disturbed() { " (disturbed)" } else { "" };
+                            format!("{} {:.2}M/s{mark}", p.design.name(), p.median() / 1e6)
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
