@@ -3,6 +3,9 @@
 fn main() {
     println!("cargo:rerun-if-changed=linker.ld");
     println!("cargo:rerun-if-changed=build.rs");
+    // The banner's version follows the checked-out commit.
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
     let git = std::process::Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .output()
