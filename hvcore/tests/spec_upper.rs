@@ -344,3 +344,17 @@ fn repointing_an_entry_at_the_same_table_never_devalidates_it() {
     assert_eq!((w.c(1), w.c(2)), (1, 1));
     w.clean();
 }
+
+#[test]
+fn spec_08_39_linear_pt_disabled_refuses_every_same_level_entry() {
+    let mut w = World::new(4);
+    w.dom.linear_pt = false;
+    w.pin(0, Level::L4).unwrap();
+    let before = w.s(0);
+    // A read-only self-map, accepted when linear page tables are on (case 33), is refused.
+    let err = w.set(0, Level::L4, 0, pte(0, PTE_P)).unwrap_err();
+    assert_eq!(err.errno(), EINVAL, "self-map with linear-pt off: {err:?}");
+    assert_eq!(w.s(0), before, "a refused entry changes no count");
+    assert_eq!(w.read(0, 0), 0, "the entry stays empty");
+    w.clean();
+}
