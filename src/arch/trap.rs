@@ -100,43 +100,53 @@ fn read_cr3() -> u64 {
     value
 }
 
+/// The registers every dump prints, in print order.
+pub struct DumpRegs {
+    /// rip, cs, rflags, rsp, ss, error code.
+    pub control: [u64; 6],
+    /// rax, rbx, rcx, rdx, rsi, rdi, rbp, r8..r15.
+    pub gprs: [u64; 15],
+}
+
+/// Writes the register lines shared by hypervisor and guest dumps (the caller adds its last line).
+pub fn write_registers(f: &mut fmt::Formatter<'_>, r: &DumpRegs) -> fmt::Result {
+    let [rip, cs, rflags, rsp, ss, error] = r.control;
+    writeln!(
+        f,
+        "rip: {rip:#018x}   cs: {cs:#06x}  rflags: {rflags:#010x}"
+    )?;
+    writeln!(f, "rsp: {rsp:#018x}   ss: {ss:#06x}  error: {error:#x}")?;
+    const NAMES: [&str; 15] = [
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", " r8", " r9", "r10", "r11", "r12", "r13",
+        "r14", "r15",
+    ];
+    for (names, values) in NAMES.chunks(3).zip(r.gprs.chunks(3)) {
+        for (i, (n, v)) in names.iter().zip(values).enumerate() {
+            let sep = if i == 0 { "" } else { "  " };
+            write!(f, "{sep}{n}: {v:#018x}")?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for TrapFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "rip: {:#018x}   cs: {:#06x}  rflags: {:#010x}",
-            self.rip, self.cs, self.rflags
-        )?;
-        writeln!(
-            f,
-            "rsp: {:#018x}   ss: {:#06x}  error: {:#x}",
-            self.rsp, self.ss, self.error
-        )?;
-        writeln!(
-            f,
-            "rax: {:#018x}  rbx: {:#018x}  rcx: {:#018x}",
-            self.rax, self.rbx, self.rcx
-        )?;
-        writeln!(
-            f,
-            "rdx: {:#018x}  rsi: {:#018x}  rdi: {:#018x}",
-            self.rdx, self.rsi, self.rdi
-        )?;
-        writeln!(
-            f,
-            "rbp: {:#018x}   r8: {:#018x}   r9: {:#018x}",
-            self.rbp, self.r8, self.r9
-        )?;
-        writeln!(
-            f,
-            "r10: {:#018x}  r11: {:#018x}  r12: {:#018x}",
-            self.r10, self.r11, self.r12
-        )?;
-        writeln!(
-            f,
-            "r13: {:#018x}  r14: {:#018x}  r15: {:#018x}",
-            self.r13, self.r14, self.r15
-        )?;
+        let regs = DumpRegs {
+            control: [
+                self.rip,
+                self.cs,
+                self.rflags,
+                self.rsp,
+                self.ss,
+                self.error,
+            ],
+            gprs: [
+                self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.r8,
+                self.r9, self.r10, self.r11, self.r12, self.r13, self.r14, self.r15,
+            ],
+        };
+        write_registers(f, &regs)?;
         write!(f, "cr2: {:#018x}  cr3: {:#018x}", read_cr2(), read_cr3())
     }
 }

@@ -122,41 +122,21 @@ impl GuestRegs {
 
 impl fmt::Display for GuestRegs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "rip: {:#018x}   cs: {:#06x}  rflags: {:#010x}",
-            self.rip, self.cs, self.rflags
-        )?;
-        writeln!(
-            f,
-            "rsp: {:#018x}   ss: {:#06x}  error: {:#x}",
-            self.rsp, self.ss, self.error
-        )?;
-        writeln!(
-            f,
-            "rax: {:#018x}  rbx: {:#018x}  rcx: {:#018x}",
-            self.rax, self.rbx, self.rcx
-        )?;
-        writeln!(
-            f,
-            "rdx: {:#018x}  rsi: {:#018x}  rdi: {:#018x}",
-            self.rdx, self.rsi, self.rdi
-        )?;
-        writeln!(
-            f,
-            "rbp: {:#018x}   r8: {:#018x}   r9: {:#018x}",
-            self.rbp, self.r8, self.r9
-        )?;
-        writeln!(
-            f,
-            "r10: {:#018x}  r11: {:#018x}  r12: {:#018x}",
-            self.r10, self.r11, self.r12
-        )?;
-        writeln!(
-            f,
-            "r13: {:#018x}  r14: {:#018x}  r15: {:#018x}",
-            self.r13, self.r14, self.r15
-        )?;
+        let regs = crate::arch::trap::DumpRegs {
+            control: [
+                self.rip,
+                self.cs,
+                self.rflags,
+                self.rsp,
+                self.ss,
+                self.error,
+            ],
+            gprs: [
+                self.rax, self.rbx, self.rcx, self.rdx, self.rsi, self.rdi, self.rbp, self.r8,
+                self.r9, self.r10, self.r11, self.r12, self.r13, self.r14, self.r15,
+            ],
+        };
+        crate::arch::trap::write_registers(f, &regs)?;
         write!(f, "cr2: {:#018x}  vector: {}", self.cr2, self.vector)
     }
 }
