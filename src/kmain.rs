@@ -62,6 +62,9 @@ extern "C" fn kmain(magic: u32, mbi: u64) -> ! {
     list_modules(&info);
     crate::cpu::init(&options);
     info!("boot complete");
+    if let Some(bench) = options.bench.as_ref() {
+        crate::cpu::bench::run(bench.as_str());
+    }
 
     if let Some(test) = options.test.as_ref() {
         let name = test.as_str();

@@ -19,7 +19,7 @@ use core::str::SplitAsciiWhitespace;
 
 /// Warnings kept per parse; further ones are only counted ([`Warnings::dropped`]).
 pub const MAX_WARNINGS: usize = 16;
-/// Longest accepted `argon.test=` value, in bytes.
+/// Longest accepted `argon.test=` / `argon.bench=` value, in bytes.
 pub const MAX_TEST_NAME: usize = 32;
 
 /// The whitespace-separated tokens of `s`.
@@ -168,7 +168,8 @@ pub enum ApicMode {
     Xapic,
 }
 
-/// The `argon.test=` self-test selector, copied out of the command line.
+/// The `argon.test=` self-test (or `argon.bench=` measurement) name, copied out of the command
+/// line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TestName {
     buf: [u8; MAX_TEST_NAME],
@@ -207,6 +208,8 @@ pub struct Options {
     pub max_cpus: Option<u32>,
     /// `argon.test=`: the self-test to run.
     pub test: Option<TestName>,
+    /// `argon.bench=`: a hypervisor-side measurement printed once at boot (`ipi`).
+    pub bench: Option<TestName>,
     /// `apic=x2apic|xapic|auto` (default auto).
     pub apic: ApicMode,
     /// `nodelay`: skip the 10 ms INIT delay when starting APs (default false).
@@ -223,6 +226,7 @@ impl Options {
         dom0_mem: None,
         max_cpus: None,
         test: None,
+        bench: None,
         apic: ApicMode::Auto,
         nodelay: false,
         linear_pt: true,
@@ -332,6 +336,7 @@ fn apply<'a>(o: &mut Options, token: &'a str, w: &mut Warnings<'a>) {
         "dom0_mem" => set(&mut o.dom0_mem, size(v), bad, w),
         "smp" | "maxcpus" => set(&mut o.max_cpus, count(v), bad, w),
         "argon.test" => set(&mut o.test, v.and_then(TestName::new).map(Some), bad, w),
+        "argon.bench" => set(&mut o.bench, v.and_then(TestName::new).map(Some), bad, w),
         "apic" => {
             let mode = match value {
                 "auto" => Some(ApicMode::Auto),

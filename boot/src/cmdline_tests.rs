@@ -28,7 +28,7 @@ fn the_path_is_not_an_option() {
 fn every_known_option() {
     let (o, w) = parse(
         "/k console=com1 loglvl=all/all dom0_max_vcpus=4 dom0_mem=512M maxcpus=3 \
-         argon.test=tlb-shootdown apic=xapic nodelay no-linear-pt",
+         argon.test=tlb-shootdown argon.bench=ipi apic=xapic nodelay no-linear-pt",
     );
     assert!(w.is_empty(), "{:?}", warnings(&w));
     assert_eq!(o.console, Console::Com1);
@@ -41,6 +41,7 @@ fn every_known_option() {
         o.test.map(|t| t.as_str().to_owned()).as_deref(),
         Some("tlb-shootdown")
     );
+    assert_eq!(o.bench.map(|t| t.as_str().to_owned()).as_deref(), Some("ipi"));
     assert_eq!(
         (o.apic, o.nodelay, o.linear_pt),
         (ApicMode::Xapic, true, false)

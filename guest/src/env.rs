@@ -7,7 +7,7 @@
 //! compiler's back.
 
 use abi::StartInfo;
-use abi::layout::{MACH2PHYS_VIRT_START, PAGE_SHIFT, PAGE_SIZE};
+use abi::layout::{INVALID_M2P_ENTRY, MACH2PHYS_VIRT_START, PAGE_SHIFT, PAGE_SIZE};
 use abi::start_info::START_INFO_SIZE;
 
 /// The domain as the kernel found it at entry.
@@ -83,6 +83,39 @@ impl Env {
     /// MFN of a kernel VA's page.
     pub fn mfn_of(&self, va: u64) -> Option<u64> {
         self.p2m(Self::pfn_of(va))
+    }
+
+    /// Frames of other domains: those whose read-only M2P entry is a PFN that this domain's
+    /// P2M does not map back to them. Fills `out` with up to `out.len()` of them, spread evenly
+    /// over all, and returns (how many it filled, how many there are). The M2P is scanned up to
+    /// its first unmapped entry above this domain's own frames (it is mapped as far as the
+    /// machine's memory reaches).
+    pub fn foreign_frames(&self, out: &mut [u64]) -> (usize, usize) {
+        let is_foreign = |mfn: u64| -> Option<bool> {
+            let pfn = crate::traps::probe_read(MACH2PHYS_VIRT_START + mfn * 8)?;
+            Some(pfn != INVALID_M2P_ENTRY && self.p2m(pfn) != Some(mfn))
+        };
+        let top = (0..self.si.nr_pages)
+            .filter_map(|p| self.p2m(p))
+            .max()
+            .unwrap_or(0);
+        let (mut total, mut end) = (0usize, 0u64);
+        while let Some(f) = is_foreign(end).or((end <= top).then_some(false)) {
+            total += usize::from(f);
+            end += 1;
+        }
+        let stride = total.div_ceil(out.len().max(1)).max(1);
+        let (mut n, mut seen) = (0, 0usize);
+        for mfn in 0..end {
+            if n < out.len() && is_foreign(mfn) == Some(true) {
+                if seen % stride == 0 {
+                    out[n] = mfn;
+                    n += 1;
+                }
+                seen += 1;
+            }
+        }
+        (n, total)
     }
 }
 

@@ -15,7 +15,8 @@
 //! After every suite the kernel asks Argon's audit hypercall (63) how many frame-table
 //! discrepancies there are and reports the count as the verdict `audit` (`FAIL audit: N
 //! discrepancies`); where the hypercall does not exist (Xen: `-ENOSYS`) or is refused (an
-//! unprivileged domain: `-EPERM`) it says so on an `info` line and gives no verdict.
+//! unprivileged domain: `-EPERM`) it says so on an `info` line and gives no verdict. On Argon
+//! the initial domain first waits for the other domains to end (`outlive_peers`).
 //!
 //! After `done` the kernel shuts the domain down: `SHUTDOWN_poweroff` when every test passed,
 //! `SHUTDOWN_crash` otherwise. A test that faults never returns, so a missing `done` line is a
@@ -109,12 +110,14 @@ macro_rules! ensure_eq {
 }
 pub(crate) use ensure_eq;
 
-/// Runs every test of a suite, prints the verdicts and the summary, and shuts the domain down.
-pub fn run_suite(name: &str, tests: &[Test], env: &Env) -> ! {
-    println!("guest: suite {name} ({} tests)", tests.len());
+/// Runs every test of a suite (given in parts, run in order), prints the verdicts and the
+/// summary, and shuts the domain down.
+pub fn run_suite(name: &str, parts: &[&[Test]], env: &Env) -> ! {
+    let count: usize = parts.iter().map(|p| p.len()).sum();
+    println!("guest: suite {name} ({count} tests)");
     let mut passed = 0u32;
     let mut failed = 0u32;
-    for t in tests {
+    for t in parts.iter().flat_map(|p| p.iter()) {
         match (t.run)(env) {
             Ok(()) => {
                 passed += 1;
@@ -125,6 +128,9 @@ pub fn run_suite(name: &str, tests: &[Test], env: &Env) -> ! {
                 println!("guest: FAIL {}: {}", t.name, why.as_str());
             }
         }
+    }
+    if env.si.flags & abi::start_info::SIF_INITDOMAIN != 0 && hypercall::is_argon() {
+        outlive_peers(env);
     }
     let audit = hypercall::argon_audit();
     if audit >= 0 {
@@ -142,6 +148,27 @@ pub fn run_suite(name: &str, tests: &[Test], env: &Env) -> ! {
         rc => println!("guest: info audit unavailable ({rc})"),
     }
     finish(passed, failed)
+}
+
+/// On Argon, the initial domain waits (blocking) until the other domains have ended, so that
+/// their isolation tests meet it alive and its audit then judges the whole machine. Other
+/// domains' frames show in the read-only M2P until they are destroyed (`Env::foreign_frames`).
+fn outlive_peers(env: &Env) {
+    /// About a minute of 0.5 ms naps: a peer that runs longer is not waited for.
+    const MAX_NAPS: u32 = 120_000;
+    let peers = |env: &Env| env.foreign_frames(&mut []).1;
+    if peers(env) == 0 {
+        return;
+    }
+    println!("guest: info waiting for the other domains to end");
+    for _ in 0..MAX_NAPS {
+        if peers(env) == 0 {
+            println!("guest: info the other domains ended");
+            return;
+        }
+        hypercall::sched_block();
+    }
+    println!("guest: info other domains still run; not waiting any longer");
 }
 
 /// Prints the summary and `done`, then powers off (all passed) or crashes the domain.

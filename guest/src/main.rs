@@ -65,7 +65,10 @@ fn run(si_va: u64, boot_rsp: u64) -> ! {
         println!("guest: set_trap_table returned {rc}");
     }
     match suites::by_name(name) {
-        Some((name, tests)) => harness::run_suite(name, tests, &env),
+        Some((name, tests)) => {
+            let initial = env.si.flags & abi::start_info::SIF_INITDOMAIN != 0;
+            harness::run_suite(name, &[suites::prelude(name, initial), tests], &env)
+        }
         None => {
             let shown = core::str::from_utf8(name).unwrap_or("<non-utf-8>");
             println!("guest: unknown suite '{shown}' (known: {})", suites::NAMES);

@@ -6,7 +6,8 @@
 //! at L2 slot 0 (shared by every vCPU, [`SHARED`]) and 1 + i (vCPU i's own, [`own`]); each vCPU
 //! also has [`DATA`] data frames with a marker in word 0 ([`marker`]). Everything is set up by
 //! vCPU 0 before any job runs ([`build`]) and published with the job (`smp`); after that the
-//! frame numbers are only read.
+//! frame numbers are only read. [`alloc`] also hands out frames to the suites that build their
+//! own tables on vCPU 0 (`suites::ops::frame`), after [`init_frames`].
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -133,15 +134,24 @@ pub fn alloc() -> Result<u64, Fail> {
     }
 }
 
+/// Points [`alloc`] at the top of the domain's pseudo-physical memory (once per boot; later
+/// calls change nothing, so suites that take frames without the scratch tree can call it too).
+pub fn init_frames(env: &Env) {
+    if MFN_LIST.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    NR_PAGES.store(env.si.nr_pages, Ordering::Relaxed);
+    NEXT_PFN.store(env.si.nr_pages - 1, Ordering::Relaxed);
+    MFN_LIST.store(env.si.mfn_list, Ordering::Relaxed);
+}
+
 /// Builds and installs the scratch tree for `n` vCPUs (once per boot; later calls only
 /// check it is there).
 pub fn build(env: &Env, n: usize) -> Result<(), Fail> {
     if L3.load(Ordering::Relaxed) != 0 {
         return Ok(());
     }
-    MFN_LIST.store(env.si.mfn_list, Ordering::Relaxed);
-    NR_PAGES.store(env.si.nr_pages, Ordering::Relaxed);
-    NEXT_PFN.store(env.si.nr_pages - 1, Ordering::Relaxed);
+    init_frames(env);
     let l4 = env
         .kernel_l4_mfn()
         .ok_or_else(|| Fail::new(format_args!("no P2M entry for the L4")))?;

@@ -1,16 +1,21 @@
 //! Exceptions in the test kernel: a virtual IDT for #DE, #UD, #GP and #PF, fault-tolerant
-//! probes ([`probe_read`], [`probe_write`]) and the entry point of secondary vCPUs.
+//! probes ([`probe_read`], [`probe_write`], [`probe_ud`]), the record of the last caught
+//! exception ([`last_trap`]) and the entry point of secondary vCPUs.
 //!
-//! A probe is a one-instruction access at a known address; the #PF handler recognises its RIP
-//! and resumes at `probe_fault`, which returns 1 from the probe, so a test can ask "does this
-//! access fault now?" (spec §8.7: a flushed translation must fault). Any other exception is
-//! unexpected: the handler reports vector and RIP and crashes the domain, so a broken test
-//! never passes by faulting.
+//! A probe is a one-instruction access at a known address. Every handler looks the pair
+//! (vector, faulting RIP) up in `catch_table`: #PF or #GP at a read/write probe, #UD at the
+//! `ud2` probe and #GP at the non-canonical `rip` of the `iret` probe are expected, so the
+//! handler copies the bounce frame to `guest_trap_record`, counts it and resumes at
+//! `probe_fault`, which returns 1 from the probe. A test can so ask "does this access fault
+//! now?" (spec §8.7: a flushed translation must fault) and check what the hypervisor bounced
+//! (`suites::exceptions`). Any other exception is unexpected: the handler reports vector and
+//! RIP and crashes the domain, so a broken test never passes by faulting.
 //!
 //! Handlers run on the interrupted kernel stack with the hypervisor's bounce frame (`rcx`,
 //! `r11`, [error code], `rip`, `cs`, `rflags`, `rsp`, `ss`) and return through the `iret`
 //! hypercall (`push $0; jmp hypercall_page + 23 * 32`, whose stub pushes `rcx`, `r11`, `rax`).
-//! They are stateless, so every vCPU shares the same table.
+//! Apart from the record they are stateless, so every vCPU shares the same table; the record is
+//! only meaningful to a test that runs on one vCPU while no other vCPU probes.
 
 use abi::TrapInfo;
 use abi::selectors::FLAT_KERNEL_CS64;
@@ -22,17 +27,21 @@ core::arch::global_asm!(
     .section .text, "ax"
 
     .global guest_probe_read
+    .global guest_probe_read_insn
 guest_probe_read:                   /* u64 (u64 va, u64 *out): 0, or 1 if the load faulted */
     xor %eax, %eax
 probe_read_insn:
+guest_probe_read_insn:
     mov (%rdi), %rdx
     mov %rdx, (%rsi)
     ret
 
     .global guest_probe_write
+    .global guest_probe_write_insn
 guest_probe_write:                  /* u64 (u64 va, u64 value): 0, or 1 if the store faulted */
     xor %eax, %eax
 probe_write_insn:
+guest_probe_write_insn:
     mov %rsi, (%rdi)
     ret
 
@@ -40,52 +49,122 @@ probe_fault:
     mov $1, %eax
     ret
 
+    .global guest_probe_ud
+    .global guest_probe_ud_insn
+guest_probe_ud:                     /* u64 (void): 1 once ud2 raised #UD (0 would mean it did not) */
+    xor %eax, %eax
+probe_ud_insn:
+guest_probe_ud_insn:
+    ud2
+    ret
+
+    .global guest_probe_iret
+guest_probe_iret:                   /* u64 (void): 1 once iret to a non-canonical rip raised #GP */
+    xor %eax, %eax
+    mov %rsp, %rdx                  /* resumed with this rsp: `ret` returns to the caller */
+    push $0xe02b                    /* ss */
+    push %rdx                       /* rsp */
+    pushfq
+    push $0xe030                    /* cs, RPL 0: back to kernel mode (RPL 3 means user mode) */
+    movabs $0x0000800000000000, %rdx
+    push %rdx                       /* rip: the first non-canonical address */
+    push $0                         /* flags */
+    jmp hypercall_page + 23 * 32
+
+/* Per-vector entries: restore rcx/r11 from the bounce frame, make the frame
+ * [vector, error, rip, cs, rflags, rsp, ss] (error 0 for vectors without one), go to trap_catch. */
     .global guest_trap_pf
 guest_trap_pf:
     pop %rcx
     pop %r11
-    add $8, %rsp                    /* the error code */
-    push %rax
-    push %rdx
-    lea probe_read_insn(%rip), %rdx
-    cmp %rdx, 16(%rsp)
-    je 1f
-    lea probe_write_insn(%rip), %rdx
-    cmp %rdx, 16(%rsp)
-    jne 2f
-1:  lea probe_fault(%rip), %rdx
-    mov %rdx, 16(%rsp)              /* resume at probe_fault */
-    pop %rdx
-    pop %rax
-    push $0
-    jmp hypercall_page + 23 * 32
-2:  pop %rdx
-    pop %rax
-    mov $14, %edi
-    jmp trap_unexpected
+    push $14
+    jmp trap_catch
 
     .global guest_trap_gp
 guest_trap_gp:
     pop %rcx
     pop %r11
-    add $8, %rsp
-    mov $13, %edi
-    jmp trap_unexpected
+    push $13
+    jmp trap_catch
 
     .global guest_trap_ud
 guest_trap_ud:
     pop %rcx
     pop %r11
-    mov $6, %edi
-    jmp trap_unexpected
+    push $0
+    push $6
+    jmp trap_catch
 
     .global guest_trap_de
 guest_trap_de:
     pop %rcx
     pop %r11
-    mov $0, %edi
-    jmp trap_unexpected
+    push $0
+    push $0
+    jmp trap_catch
 
+/* If (vector, rip) is in catch_table: copy the frame to guest_trap_record, count it, resume at
+ * the entry's landing through the iret hypercall. Otherwise the exception is unexpected. */
+trap_catch:
+    push %rax
+    push %rdx                       /* 16(%rsp) vector, 24 error, 32 rip, …, 64 ss */
+    lea catch_table(%rip), %rdx
+1:  cmpq $0, 8(%rdx)
+    je 3f
+    mov 16(%rsp), %rax
+    cmp (%rdx), %rax
+    jne 2f
+    mov 32(%rsp), %rax
+    cmp 8(%rdx), %rax
+    je 4f
+2:  add $24, %rdx
+    jmp 1b
+3:  pop %rdx                        /* unexpected: %rdi = vector, (%rsp) = rip */
+    pop %rax
+    pop %rdi
+    add $8, %rsp
+    jmp trap_unexpected
+4:  mov 16(%rdx), %rdx              /* the landing */
+    mov 16(%rsp), %rax
+    mov %rax, guest_trap_record+0(%rip)
+    mov 24(%rsp), %rax
+    mov %rax, guest_trap_record+8(%rip)
+    mov 32(%rsp), %rax
+    mov %rax, guest_trap_record+16(%rip)
+    mov 40(%rsp), %rax
+    mov %rax, guest_trap_record+24(%rip)
+    mov 48(%rsp), %rax
+    mov %rax, guest_trap_record+32(%rip)
+    mov 56(%rsp), %rax
+    mov %rax, guest_trap_record+40(%rip)
+    mov 64(%rsp), %rax
+    mov %rax, guest_trap_record+48(%rip)
+    incq guest_trap_record+56(%rip)
+    mov %rdx, 32(%rsp)              /* resume at the landing */
+    pop %rdx
+    pop %rax
+    add $16, %rsp                   /* vector, error */
+    push $0
+    jmp hypercall_page + 23 * 32
+
+    .section .rodata, "a"
+    .balign 8
+catch_table:                        /* (vector, faulting rip, landing), then a zero entry */
+    .quad 14, probe_read_insn, probe_fault
+    .quad 13, probe_read_insn, probe_fault
+    .quad 14, probe_write_insn, probe_fault
+    .quad 13, probe_write_insn, probe_fault
+    .quad 6, probe_ud_insn, probe_fault
+    .quad 13, 0x0000800000000000, probe_fault
+    .quad 0, 0, 0
+
+    .section .bss, "aw", @nobits
+    .balign 8
+    .global guest_trap_record
+guest_trap_record:                  /* vector, error, rip, cs, rflags, rsp, ss, count */
+    .skip 64
+
+    .section .text, "ax"
 trap_unexpected:                    /* %rdi = vector, (%rsp) = rip */
     mov (%rsp), %rsi
     and $-16, %rsp
@@ -104,6 +183,14 @@ guest_secondary_entry:              /* %rdi = vCPU id, %rsp = its stack (from it
 unsafe extern "C" {
     fn guest_probe_read(va: u64, out: *mut u64) -> u64;
     fn guest_probe_write(va: u64, value: u64) -> u64;
+    fn guest_probe_ud() -> u64;
+    fn guest_probe_iret() -> u64;
+    /// The faulting instructions of the probes (labels, never called).
+    fn guest_probe_read_insn();
+    fn guest_probe_write_insn();
+    fn guest_probe_ud_insn();
+    /// vector, error, rip, cs, rflags, rsp, ss, count (written by `trap_catch` only).
+    static guest_trap_record: [u64; 8];
     fn guest_trap_pf();
     fn guest_trap_gp();
     fn guest_trap_ud();
@@ -130,6 +217,80 @@ pub fn probe_read(va: u64) -> Option<u64> {
 pub unsafe fn probe_write(va: u64, value: u64) -> bool {
     // SAFETY: the caller vouches for the store; a fault is caught as in `probe_read`.
     unsafe { guest_probe_write(va, value) == 0 }
+}
+
+/// Executes `ud2`; true if the resulting #UD was bounced to the handler and the probe resumed.
+pub fn probe_ud() -> bool {
+    // SAFETY: `ud2` raises #UD, which the handler catches at this probe's RIP and turns into
+    // a return of 1; nothing else happens.
+    unsafe { guest_probe_ud() == 1 }
+}
+
+/// `HYPERVISOR_iret` to kernel mode at the first non-canonical address (0x0000_8000_0000_0000)
+/// on the current stack; true if that raised a #GP bounced with that `rip` (XSA-7: the
+/// hypervisor must never `iretq` there itself), after which the probe returns.
+pub fn probe_iret_noncanonical() -> bool {
+    // SAFETY: the iret frame names the kernel's flat selectors, the current rflags and rsp and
+    // a non-canonical rip; the #GP it raises is caught at that rip and resumes at the probe's
+    // landing with this rsp, which returns to the caller.
+    unsafe { guest_probe_iret() == 1 }
+}
+
+/// The `rip` [`probe_iret_noncanonical`] returns to.
+pub const NONCANONICAL_RIP: u64 = 0x0000_8000_0000_0000;
+
+/// Which probe instruction faulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Read,
+    Write,
+    Ud,
+}
+
+impl Probe {
+    /// The address of the probe's faulting instruction.
+    pub fn rip(self) -> u64 {
+        let f: unsafe extern "C" fn() = match self {
+            Probe::Read => guest_probe_read_insn,
+            Probe::Write => guest_probe_write_insn,
+            Probe::Ud => guest_probe_ud_insn,
+        };
+        f as usize as u64
+    }
+}
+
+/// The bounce frame of the last caught exception, as the handler found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrapRecord {
+    pub vector: u64,
+    /// 0 for vectors without an error code.
+    pub error: u64,
+    pub rip: u64,
+    /// The CS slot: the selector in bits 15..0, the saved upcall mask in bits 39..32.
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    /// Exceptions caught since boot.
+    pub count: u64,
+}
+
+/// The record of the last caught exception.
+pub fn last_trap() -> TrapRecord {
+    let base = (&raw const guest_trap_record).cast::<u64>();
+    // SAFETY: `guest_trap_record` is 8 words of .bss written only by `trap_catch` (on the
+    // vCPU that trapped, before it resumes); volatile loads of words in bounds.
+    let w = |i: usize| unsafe { core::ptr::read_volatile(base.wrapping_add(i)) };
+    TrapRecord {
+        vector: w(0),
+        error: w(1),
+        rip: w(2),
+        cs: w(3),
+        rflags: w(4),
+        rsp: w(5),
+        ss: w(6),
+        count: w(7),
+    }
 }
 
 /// The virtual IDT every vCPU uses (for `set_trap_table` and `vcpu_guest_context.trap_ctxt`).

@@ -1,8 +1,10 @@
 //! The per-domain context every reference-taking operation runs under.
 //!
 //! Owns: [`DomId`], the [`DomainCtx`] trait and [`TypeChange`], the report of a type change that
-//! the flush layer turns into a filtered shootdown. No state lives here; the hypervisor's domain
-//! structure implements the trait, host tests and loom models use `testkit::TestDomain`.
+//! the flush layer turns into a filtered shootdown. The trait is also the validator's seam to
+//! the machine's caches: special pages, self-snoop and the per-frame cache flush (XSA-154,
+//! XSA-402). No state lives here; the hypervisor's domain structure implements the trait, host
+//! tests and loom models use `testkit::TestDomain`.
 //!
 //! Ordering contract of [`DomainCtx::flush_retyped`] (XSA-401): it is called *after* the new
 //! type has been published (type count 1, not validated: every other taker waits or fails) and
@@ -69,4 +71,24 @@ pub trait DomainCtx {
     /// Flush every CPU that may hold a stale translation of a retyped frame; see the ordering
     /// contract in this module's head.
     fn flush_retyped(&self, change: TypeChange);
+
+    /// `mfn` is a special page (a hypervisor page shared with guests, such as shared_info):
+    /// L1 entries may map it only write-back (spec §2.4 step 6). The default: none is.
+    fn is_special_page(&self, mfn: Mfn) -> bool {
+        let _ = mfn;
+        false
+    }
+
+    /// The CPUs snoop their own caches when a line is accessed with conflicting memory types
+    /// (Xen's `XEN_SELFSNOOP`). Without that, a writable WC mapping marks its frame
+    /// non-coherent (XSA-402). The default assumes they do not: a mark costs one frame flush.
+    fn cpu_self_snoop(&self) -> bool {
+        false
+    }
+
+    /// Write back and invalidate every cache line of frame `mfn` in the whole coherence domain
+    /// (`clflush` of each line, then a fence), before returning. Called for a frame marked
+    /// non-coherent that is about to take a type other than writable, after
+    /// [`Self::flush_retyped`] and before validation reads it (XSA-402).
+    fn flush_frame_cache(&self, mfn: Mfn);
 }

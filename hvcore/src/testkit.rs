@@ -3,8 +3,8 @@
 //!
 //! [`Kit`] owns the memory, the frame metadata and the flush clock; [`Kit::table`] borrows a
 //! [`FrameTable`] over them on demand. [`TestDomain`] implements [`DomainCtx`] with plain
-//! fields and counts retype flushes in `sync` atomics (Relaxed: statistics only, read after the
-//! threads that wrote them were joined). Pure code, no statics.
+//! fields and counts retype and frame-cache flushes in `sync` atomics (Relaxed: statistics
+//! only, read after the threads that wrote them were joined). Pure code, no statics.
 
 extern crate alloc;
 
@@ -34,7 +34,13 @@ pub struct TestDomain {
     pub linear_pt: bool,
     /// Another domain whose frames this one may map in L1 entries.
     pub foreign_ok: Option<DomId>,
+    /// A special page (like shared_info): L1 entries may map it write-back only.
+    pub special: Option<Mfn>,
+    /// The CPUs self-snoop: writable WC mappings mark nothing non-coherent.
+    pub self_snoop: bool,
     retypes: AtomicU64,
+    cache_flushes: AtomicU64,
+    last_cache_flush: AtomicU64,
     last_mfn: AtomicU64,
     last_types: AtomicU32,
     last_stamp: AtomicU32,
@@ -49,7 +55,11 @@ impl TestDomain {
             io_caps: false,
             linear_pt: true,
             foreign_ok: None,
+            special: None,
+            self_snoop: false,
             retypes: AtomicU64::new(0),
+            cache_flushes: AtomicU64::new(0),
+            last_cache_flush: AtomicU64::new(0),
             last_mfn: AtomicU64::new(0),
             last_types: AtomicU32::new(0),
             last_stamp: AtomicU32::new(0),
@@ -60,6 +70,18 @@ impl TestDomain {
     pub fn retypes(&self) -> u64 {
         // Relaxed: statistics.
         self.retypes.load(Ordering::Relaxed)
+    }
+
+    /// Number of `flush_frame_cache` calls so far.
+    pub fn cache_flushes(&self) -> u64 {
+        // Relaxed: statistics.
+        self.cache_flushes.load(Ordering::Relaxed)
+    }
+
+    /// The frame of the last `flush_frame_cache` call (single-threaded tests), if any.
+    pub fn last_cache_flush(&self) -> Option<Mfn> {
+        // Relaxed: statistics, written by this thread or one joined since.
+        (self.cache_flushes() > 0).then(|| Mfn(self.last_cache_flush.load(Ordering::Relaxed)))
     }
 
     /// The last reported type change (single-threaded tests), if any.
@@ -107,6 +129,17 @@ impl DomainCtx for TestDomain {
         self.last_types.store(types, Ordering::Relaxed);
         self.last_stamp.store(change.stamp, Ordering::Relaxed);
         self.retypes.fetch_add(1, Ordering::Relaxed);
+    }
+    fn is_special_page(&self, mfn: Mfn) -> bool {
+        self.special == Some(mfn)
+    }
+    fn cpu_self_snoop(&self) -> bool {
+        self.self_snoop
+    }
+    fn flush_frame_cache(&self, mfn: Mfn) {
+        // Relaxed: statistics (see the module head).
+        self.last_cache_flush.store(mfn.0, Ordering::Relaxed);
+        self.cache_flushes.fetch_add(1, Ordering::Relaxed);
     }
 }
 

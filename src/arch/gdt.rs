@@ -1,10 +1,13 @@
 //! Per-CPU GDT and TSS with Xen's selector layout.
 //!
 //! The GDT is 16 pages like Xen's: entries below `FIRST_RESERVED_GDT_ENTRY` (7168, byte 0xe000)
-//! are the guest's (filled from `set_gdt` frames once guests run); the hypervisor's own
-//! descriptors sit in the reserved tail at Xen's selectors, so a PV guest's flat selectors
-//! (0xe023, 0xe02b, 0xe033) are valid from its first instruction, and `syscall`/`sysret` work with
-//! `STAR = 0xe023 << 48 | 0xe008 << 32`.
+//! are the guest's; the hypervisor's own descriptors sit in the reserved tail at Xen's
+//! selectors, so a PV guest's flat selectors (0xe023, 0xe02b, 0xe033) are valid from its first
+//! instruction, and `syscall`/`sysret` work with `STAR = 0xe023 << 48 | 0xe008 << 32`.
+//!
+//! The guest part of the GDT of the CPU running a vCPU holds a copy of that vCPU's `set_gdt`
+//! frames (`pv::desc` decides what; [`set_guest_entries`] writes it). Only the CPU itself
+//! writes its guest part, and the hypervisor never loads a selector from it.
 
 use core::mem::size_of;
 
@@ -22,6 +25,9 @@ pub const FLAT_RING3_CS64: u16 = 0xe033;
 pub const TSS_SEL: u16 = 0xe040;
 
 const ENTRIES: usize = 8192;
+/// Entries below this one are the guest's (Xen's FIRST_RESERVED_GDT_ENTRY).
+pub const GUEST_ENTRIES: usize = abi::selectors::FIRST_RESERVED_GDT_ENTRY;
+const _: () = assert!(HYPERVISOR_CS as usize >> 3 >= GUEST_ENTRIES);
 
 /// Stack-table slots used by exceptions that must not trust the current stack.
 pub const IST_DOUBLE_FAULT: u8 = 1;
@@ -151,4 +157,31 @@ impl Default for Gdt {
 pub struct DescriptorPointer {
     pub limit: u16,
     pub base: u64,
+}
+
+/// Writes `descs` into the guest part of this CPU's GDT from entry `first` on; whatever would
+/// reach the reserved part (entry [`GUEST_ENTRIES`] and up) is left out. Call on the CPU whose
+/// GDT it is, with interrupts off or at least never from an interrupt handler.
+pub fn set_guest_entries(first: usize, descs: &[u64]) {
+    let mut ptr = DescriptorPointer { limit: 0, base: 0 };
+    // SAFETY: `sgdt` stores 10 bytes into `ptr`, a live DescriptorPointer of exactly that size.
+    unsafe { core::arch::asm!("sgdt [{}]", in(reg) &raw mut ptr, options(nostack)) };
+    let (limit, base) = (ptr.limit, ptr.base);
+    if usize::from(limit) != size_of::<Gdt>() - 1 || base == 0 {
+        // Not one of our GDTs (`Gdt::load` has not run on this CPU): nothing to write into.
+        return;
+    }
+    let table = base as *mut u64;
+    for (i, &desc) in descs.iter().enumerate() {
+        let Some(at) = first.checked_add(i).filter(|&at| at < GUEST_ENTRIES) else {
+            break;
+        };
+        // SAFETY: the loaded GDT is this CPU's own `Gdt` (its size checked above), installed by
+        // `Gdt::load` and living forever in its static; `at` is below GUEST_ENTRIES, inside it and
+        // outside the hypervisor's descriptors (asserted above), so no selector the hypervisor
+        // uses changes. Only this CPU writes its guest part and no Rust reference to the entries
+        // is live after `init`; the CPU reads entries only when a selector is loaded, so a
+        // volatile 8-byte store is all it can observe.
+        unsafe { core::ptr::write_volatile(table.wrapping_add(at), desc) };
+    }
 }

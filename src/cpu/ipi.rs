@@ -34,6 +34,8 @@ pub const SHOOTDOWN_VECTOR: u8 = 0xf2;
 /// Scheduler kick: no work of its own; it wakes a halted CPU, and makes a CPU running a guest
 /// leave it for its run loop, which then looks at what changed (`domain::sched`).
 pub const KICK_VECTOR: u8 = 0xf3;
+/// `argon.bench=ipi`'s ping: the handler only acknowledges (`bench`).
+pub const BENCH_VECTOR: u8 = 0xf4;
 /// The APIC's spurious vector: no EOI.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
@@ -61,6 +63,7 @@ pub unsafe fn install_vectors() {
         TEST_VECTOR,
         SHOOTDOWN_VECTOR,
         KICK_VECTOR,
+        BENCH_VECTOR,
         SPURIOUS_VECTOR,
     ] {
         // SAFETY: each stub saves what it clobbers and returns with iretq; boot is
@@ -92,6 +95,7 @@ pub fn dispatch(vector: u64) {
         TEST_VECTOR => super::selftests::on_test_ipi(),
         TIMER_VECTOR => time::on_timer(),
         SHOOTDOWN_VECTOR => crate::domain::flush::on_ipi(),
+        BENCH_VECTOR => super::bench::on_ipi(),
         _ => {}
     }
 }

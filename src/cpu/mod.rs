@@ -1,4 +1,5 @@
-//! CPUs: discovery through ACPI, local APIC setup, AP bring-up, per-CPU state, IPIs and time.
+//! CPUs: discovery through ACPI, local APIC setup, AP bring-up, per-CPU state, IPIs and time
+//! (and `bench`, the boot-time IPI round trip of `argon.bench=ipi`).
 //!
 //! [`init`] runs once on the BSP after memory set-up: GS base → TSC clock → APIC mode → MADT →
 //! IDT vectors → BSP APIC → APs. It never fails: without a MADT, a trampoline or a working AP,
@@ -6,6 +7,7 @@
 //! stored in [`APIC_MODE`]/[`XAPIC_MMIO`] with Relaxed stores that the AP start-up's Release/Acquire
 //! hand-off publishes (see `bringup`).
 
+pub mod bench;
 mod bringup;
 pub mod ipi;
 pub mod percpu;

@@ -14,9 +14,9 @@
 //!   is MFN `first_mfn + n` at creation); `shared_info` is assigned to the domain too and carries
 //!   one extra, hypervisor-held writable type reference so it can never become a page table.
 //! - `dirty` (spec §5.1): a CPU sets its bit (`AtomicCpuMask::set`) before it loads one of the
-//!   domain's page tables. Bits are dropped lazily: never while the domain runs (not when a CPU
-//!   merely goes idle), only when the CPU runs another domain — which, with domains running one
-//!   after another, is when this one has been retired and the mask goes with it.
+//!   domain's page tables. Bits are never dropped while the domain lives (spec §5.1's lazy
+//!   rule; a CPU that went idle or on to another domain's vCPUs keeps its bit): shootdowns may
+//!   then IPI a CPU that holds nothing of the domain any more, which is safe, never the reverse.
 //!
 //! Orderings: `vm_assist` bits flip with AcqRel RMWs and are read Relaxed (they gate behaviour,
 //! publish no data); the first `shut_down` wins a CAS (AcqRel) and is read with Acquire by the
@@ -48,6 +48,9 @@ pub struct Domain {
     /// `XENFEAT_*` bits the kernel required.
     pub features_required: u32,
     pub nr_vcpus: u32,
+    /// The live-table slot it runs in and its generation (`live`), set before it is published.
+    pub sched_slot: u32,
+    pub sched_gen: u32,
     /// Enabled `VMASST_TYPE_*` bits.
     vm_assist: AtomicU64,
     /// Shutdown reason + 1 once the domain has shut down (0 = running).
@@ -72,6 +75,7 @@ impl Domain {
             domid: self.id,
             privileged: self.privileged,
             linear_pt: self.linear_pt,
+            shared_info: self.shared_info,
             slots,
             dirty: &self.dirty,
         }
@@ -119,6 +123,7 @@ impl Domain {
             )
             .is_ok();
         if first {
+            super::live::note_shutdown();
             super::sched::kick_all();
         }
         first

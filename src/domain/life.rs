@@ -1,10 +1,10 @@
 //! The end of a domain's life: [`destroy`] gives every frame back, and [`extra_refs`] lists the
 //! references the hypervisor holds outside page tables for the frame-table audit.
 //!
-//! Destroy order (Xen's `domain_relinquish_resources`, simplified for one domain at a time):
-//! the caller has already retired the domain (`sched`: no CPU runs its vCPUs or has its tables
-//! in CR3); then (1) drop the vCPUs'
-//! base-pointer references, (2) unpin every table the domain pinned — each unpin may
+//! Destroy order (Xen's `domain_relinquish_resources`, simplified): the caller has already
+//! retired the domain (`sched`: no CPU runs its vCPUs or has its tables in CR3; other domains
+//! may run on); then (1) drop the vCPUs' base-pointer and GDT-frame references
+//! (`pv::desc::release`), (2) unpin every table the domain pinned — each unpin may
 //! de-validate a whole tree, dropping the references its entries held, (3) drop the
 //! hypervisor's type reference on shared_info, (4) release each frame's allocation reference;
 //! a frame whose last reference that was goes back to the allocator, (5) invalidate the M2P.
@@ -13,6 +13,7 @@
 //! a frame still referenced at (4) is a leak, reported and counted, never reused.
 
 use abi::layout::INVALID_M2P_ENTRY;
+use abi::selectors::FIRST_RESERVED_GDT_PAGE;
 use boot::frame_alloc::FrameAllocator;
 use hvcore::audit::ExtraRef;
 use hvcore::frame::{PageType, Released};
@@ -22,8 +23,9 @@ use super::Hv;
 use super::dom::{Domain, MAX_VCPUS};
 use super::machine::FrameBox;
 
-/// References held outside page tables: at most two bases per vCPU and shared_info.
-pub const MAX_EXTRA: usize = 2 * MAX_VCPUS + 1;
+/// References held outside page tables: at most two bases and 14 GDT frames per vCPU, and
+/// shared_info.
+pub const MAX_EXTRA: usize = (2 + FIRST_RESERVED_GDT_PAGE) * MAX_VCPUS + 1;
 
 /// The domain's out-of-table references, for `FrameTable::audit`; returns how many.
 pub fn extra_refs(dom: &Domain, out: &mut [ExtraRef; MAX_EXTRA]) -> usize {
@@ -40,6 +42,9 @@ pub fn extra_refs(dom: &Domain, out: &mut [ExtraRef; MAX_EXTRA]) -> usize {
     for v in &dom.vcpus {
         push(v.kernel_l4(), PageType::L4);
         push(v.user_l4(), PageType::L4);
+        for f in v.gdt.frames() {
+            push(f, PageType::SegDesc);
+        }
     }
     push(dom.shared_info, PageType::Writable);
     n
@@ -71,6 +76,7 @@ pub fn destroy(hv: &Hv<'_>, alloc: &mut FrameAllocator<'_>, mut dom: FrameBox<Do
         }
         slot.set_kernel_l4(0);
         slot.set_user_l4(0);
+        crate::pv::desc::release(hv, id, slot);
     }
     let range = dom.first_mfn..dom.first_mfn + dom.nr_pages;
     for mfn in range.clone() {

@@ -25,6 +25,8 @@ use hvcore::mem::{Mfn, PhysMem};
 use hvcore::pt::{PTE_A, PTE_P, PTE_RW, PTE_US, XEN_L4_SLOT_RO_M2P, XEN_L4_SLOT_SELF, make_pte};
 
 const PAGE: u64 = 4096;
+/// The cache line size of every x86-64 CPU (`clflush` granularity).
+const CACHE_LINE: usize = 64;
 
 /// The direct-map virtual address of frame `mfn`'s first byte.
 fn frame_va(mfn: u64) -> Option<u64> {
@@ -250,6 +252,8 @@ pub struct HvCtx<'a> {
     pub domid: DomId,
     pub privileged: bool,
     pub linear_pt: bool,
+    /// The domain's shared_info frame (0: none), its only special page.
+    pub shared_info: u64,
     pub slots: &'a XenSlots,
     /// The domain's dirty CPU mask: whom a retype of its frames must flush.
     pub dirty: &'a AtomicCpuMask,
@@ -290,6 +294,24 @@ impl DomainCtx for HvCtx<'_> {
         if change.old_type != PageType::None {
             super::flush::retyped(self.dirty, change.stamp);
         }
+    }
+
+    fn is_special_page(&self, mfn: Mfn) -> bool {
+        self.shared_info != 0 && mfn.0 == self.shared_info
+    }
+
+    fn flush_frame_cache(&self, mfn: Mfn) {
+        // Unreachable while `has_io_caps` is false (no WC mappings), but kept exact.
+        let Some(va) = frame_va(mfn.0) else {
+            return;
+        };
+        for line in (0..PAGE).step_by(CACHE_LINE) {
+            // SAFETY: `va + line` lies inside a direct-mapped frame (`frame_va` checked it);
+            // clflush writes the line back and invalidates it, changing no memory contents.
+            unsafe { core::arch::asm!("clflush [{}]", in(reg) va + line, options(nostack)) };
+        }
+        // SAFETY: a fence has no preconditions; it orders the flushes before later accesses.
+        unsafe { core::arch::asm!("mfence", options(nostack, preserves_flags)) };
     }
 }
 

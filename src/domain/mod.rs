@@ -11,28 +11,35 @@
 //! | `machine` | direct-map `PhysMem`, M2P, frame boxes, the `DomainCtx` |
 //! | `flush` | the flush clock and shootdowns over IPIs, statistics |
 //! | `sched`, `runq` | run queues, time slices, idle CPUs, starting and retiring a domain |
+//! | `cr3` | which vCPU's tables each CPU has loaded; hand-over between CPUs |
+//! | `live` | the table of running domains and the attach/retire handshake |
 //! | `run` | running one vCPU on this CPU |
 //! | `life` | destroy, audit references |
+//! | `modules` | a domain per boot module, end-of-domain report |
 //! | `once` | write-once statics |
 //! | `host_tests.rs` | host tests of `elf` and `layout`, compiled by xtask only |
 //!
 //! Life cycle: module 0 becomes domain 0 (privileged, `SIF_INITDOMAIN`), module `i` domain `i`
-//! (unprivileged). Domains are built and run **one after another**, each on every CPU: the
-//! BSP builds it, `sched::run_domain` runs its vCPUs on all CPUs until it shuts down or
-//! crashes and retires it, then it is audited and destroyed (every frame back to the
-//! allocator), and the next module is built. A module that is not a valid PV kernel is
-//! reported (`argon: error: module N (path): why; domain N not created`) and skipped. At the
-//! end the whole frame table is audited (`argon: audit: N discrepancies`), the shootdown
-//! statistics are printed, and Argon exits with domain 0's verdict: poweroff (or no domain 0)
-//! → success, anything else → failure.
+//! (unprivileged). The BSP builds the domains, then starts them together, up to
+//! `live::MAX_LIVE` at once (the rest are built and started as others end); their vCPUs share every CPU
+//! (`sched`). When a domain shuts down or crashes, the BSP retires it (no CPU references it any
+//! more), audits it — only its own frames while others still run (`Scope::Own`) — and destroys
+//! it (every frame back to the allocator); the others keep running. A module that is not a
+//! valid PV kernel is reported (`argon: error: module N (path): why; domain N not created`)
+//! and skipped. When the last domain has ended, the whole frame table is audited (`argon:
+//! audit: N discrepancies`), the shootdown statistics are printed, and Argon exits with domain
+//! 0's verdict: poweroff (or no domain 0) → success, anything else → failure.
 
 pub mod builder;
+mod cr3;
 pub mod dom;
 pub mod elf;
 pub mod flush;
 pub mod layout;
 pub mod life;
+pub mod live;
 pub mod machine;
+mod modules;
 mod once;
 pub mod run;
 mod runq;
@@ -43,9 +50,10 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::sched::SHUTDOWN_POWEROFF;
 use boot::arch::qemu::ExitCode;
-use boot::cmdline::{self, Options};
+use boot::cmdline::Options;
+use boot::frame_alloc::FrameAllocator;
 use boot::multiboot::BootInfo;
-use hvcore::audit::{AuditScratch, ExtraRef};
+use hvcore::audit::{AuditScratch, ExtraRef, Finding};
 use hvcore::domain::DomId;
 use hvcore::frame::FrameTable;
 use hvcore::mem::Mfn;
@@ -54,7 +62,8 @@ use smp::BootCell;
 use crate::kmain::exit;
 use crate::mem::BootMemory;
 use dom::Domain;
-use machine::{DirectMem, M2p, XenSlots};
+use live::MAX_LIVE;
+use machine::{DirectMem, FrameBox, M2p, XenSlots};
 use once::Global;
 
 /// The machine as every CPU running a vCPU sees it; set once by the BSP in [`run_all`].
@@ -79,19 +88,23 @@ pub struct Hv<'a> {
 impl Hv<'_> {
     /// Audits the whole frame table, counting `dom`'s out-of-table references; returns the
     /// number of discrepancies (printing the first few when `print`), or `None` if another
-    /// audit is running. Meaningful only while no MMU operation is in flight.
-    pub fn audit(&self, dom: Option<&Domain>, print: bool) -> Option<usize> {
+    /// audit is running. Meaningful only while no MMU operation is in flight on the frames it
+    /// judges: with `Scope::Own`, only findings about frames `dom` owns count, which other
+    /// running domains cannot reference (only a privileged domain maps foreign frames, and
+    /// `Own` is used while the others are unprivileged or stopped).
+    pub fn audit(&self, dom: Option<&Domain>, print: bool, scope: Scope) -> Option<usize> {
         // Acquire: pairs with the Release below; the previous audit's scratch writes are done.
         if self.audit_busy.swap(true, Ordering::Acquire) {
             return None;
         }
-        let found = self.audit_locked(dom, print);
+        let own = dom.filter(|_| scope == Scope::Own).map(|d| d.id);
+        let found = self.audit_locked(dom, print, own);
         // Release: this audit's scratch writes happen-before the next audit's.
         self.audit_busy.store(false, Ordering::Release);
         Some(found)
     }
 
-    fn audit_locked(&self, dom: Option<&Domain>, print: bool) -> usize {
+    fn audit_locked(&self, dom: Option<&Domain>, print: bool, own: Option<DomId>) -> usize {
         let mut extra = [ExtraRef {
             mfn: Mfn(0),
             ty: None,
@@ -103,14 +116,46 @@ impl Hv<'_> {
         // other user until the flag drops.
         let scratch: &mut [AuditScratch] = unsafe { &mut **self.scratch.get() };
         let mut shown = 0;
+        let mut counted = 0;
         self.ft
             .audit_each(&self.mem, &extra[..n], scratch, foreign_ok, |f| {
+                if own.is_some_and(|id| self.finding_owner(&f) != Some(id)) {
+                    return;
+                }
+                counted += 1;
                 if print && shown < 16 {
                     error!("audit: {f:?}");
                     shown += 1;
                 }
-            })
+            });
+        counted
     }
+
+    /// The domain a finding is about: the owner of the frame or table it names (`None` for a
+    /// frame that is not allocated, or a finding about the audit itself).
+    fn finding_owner(&self, f: &Finding) -> Option<DomId> {
+        let owner = |mfn: Mfn| {
+            let s = self.ft.state(mfn).ok()?;
+            s.allocated().then(|| s.owner())
+        };
+        match *f {
+            Finding::Count { mfn, .. }
+            | Finding::WritableMapping { mfn, .. }
+            | Finding::State { mfn, .. } => owner(mfn),
+            Finding::Entry { table, .. } => owner(table),
+            Finding::ForeignMapping { table_owner, .. } => Some(table_owner),
+            Finding::ScratchTooSmall { .. } => None,
+        }
+    }
+}
+
+/// Which findings an audit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every finding (no other domain runs).
+    All,
+    /// Findings about the audited domain's own frames (other domains run meanwhile).
+    Own,
 }
 
 /// Builds a domain per boot module, runs them until the last one ends, then exits Argon.
@@ -147,25 +192,45 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
     // SAFETY: on the BSP, interrupts off, after `cpu::init` set its GS base and TSS.
     unsafe { crate::pv::cpu_init() };
     let free_before = mem.alloc.free_count();
-    let mut dom0_reason = None;
-    let mut leaked = 0u64;
-    for (i, m) in info.modules().enumerate() {
-        let Ok(id) = DomId::try_from(i) else { break };
-        let privileged = i == 0;
-        let Some(dom) = build_module(hv, mem, options, i, id, m.cmdline, (m.start, m.end)) else {
-            continue;
-        };
-        sched::run_domain(&dom);
-        let reason = dom.shutdown_reason().unwrap_or(abi::sched::SHUTDOWN_CRASH);
-        report_vcpus(&dom);
-        let found = hv.audit(Some(&dom), true).unwrap_or(usize::MAX);
-        info!("d{id}: audit at shutdown: {found} discrepancies");
-        leaked += life::destroy(hv, &mut mem.alloc, dom);
-        if privileged {
-            dom0_reason = Some(reason);
+    let mut ends = Ends::default();
+    let mut running: [Option<FrameBox<Domain>>; MAX_LIVE] = [const { None }; MAX_LIVE];
+    let mut pending = info.modules().enumerate();
+    loop {
+        // Build every module there is room for, then start them together.
+        let mut fresh = [false; MAX_LIVE];
+        while let Some(free) = running.iter().position(Option::is_none) {
+            let Some((i, m)) = pending.next() else { break };
+            let Ok(id) = DomId::try_from(i) else { break };
+            running[free] = modules::build(hv, mem, options, i, id, m.cmdline, (m.start, m.end));
+            fresh[free] = running[free].is_some();
+        }
+        for (entry, _) in running.iter_mut().zip(fresh).filter(|(_, f)| *f) {
+            // SAFETY: the domain lives in its own frames (moving the box does not move it) and
+            // is destroyed only after `sched::retire` below.
+            let started = entry.as_mut().and_then(|dom| unsafe { sched::start(dom) });
+            // There are as many live slots as `running` entries, so this cannot happen.
+            if started.is_none()
+                && let Some(dom) = entry.take()
+            {
+                error!("d{}: no free scheduler slot; domain not started", dom.id);
+                ends.leaked += life::destroy(hv, &mut mem.alloc, dom);
+            }
+        }
+        if running.iter().all(Option::is_none) {
+            break;
+        }
+        sched::run_bsp();
+        for entry in &mut running {
+            if entry.as_ref().is_some_and(|d| d.shutdown_reason().is_some())
+                && let Some(dom) = entry.take()
+            {
+                sched::retire(&dom);
+                ends.end(hv, &mut mem.alloc, dom);
+            }
         }
     }
-    let found = hv.audit(None, true).unwrap_or(usize::MAX);
+    let (dom0_reason, leaked) = (ends.dom0_reason, ends.leaked);
+    let found = hv.audit(None, true, Scope::All).unwrap_or(usize::MAX);
     info!("audit: {found} discrepancies");
     flush::report();
     let lost = free_before.saturating_sub(mem.alloc.free_count());
@@ -179,118 +244,36 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
         None | Some(SHUTDOWN_POWEROFF) => exit(ExitCode::Success, "success"),
         Some(r) => {
             let mut why = [0u8; 48];
-            let text = fmt_reason(&mut why, r);
+            let text = modules::fmt_reason(&mut why, r);
             exit(ExitCode::Failure, text)
         }
     }
 }
 
-/// Builds the domain of boot module `i`; `None` (reported) if it cannot be.
-fn build_module(
-    hv: &Hv<'_>,
-    mem: &mut BootMemory,
-    options: &Options,
-    i: usize,
-    id: DomId,
-    cmdline: &str,
-    (start, end): (u64, u64),
-) -> Option<machine::FrameBox<Domain>> {
-    let (mc, _) = cmdline::parse_module(cmdline);
-    let privileged = i == 0;
-    let mem_bytes = if privileged {
-        options.dom0_mem.or(mc.mem)
-    } else {
-        mc.mem
-    };
-    let vcpus = if privileged {
-        options.dom0_max_vcpus.or(mc.vcpus)
-    } else {
-        mc.vcpus
-    };
-    let mut args = [0u8; 1024];
-    let Ok(args_len) = mc.write_guest_args(&mut args) else {
-        error!(
-            "module {i} ({}): guest arguments too long; domain {id} not created",
-            mc.path
-        );
-        return None;
-    };
-    let Some(image) = module_bytes(start, end) else {
-        error!(
-            "module {i} ({}): not in the direct map; domain {id} not created",
-            mc.path
-        );
-        return None;
-    };
-    let spec = builder::BuildSpec {
-        id,
-        privileged,
-        image,
-        nr_pages: mem_bytes.unwrap_or(DEFAULT_MEM) / 4096,
-        nr_vcpus: vcpus.unwrap_or(1),
-        cmdline: &args[..args_len],
-    };
-    let dom = match builder::build(hv, &mut mem.alloc, &spec) {
-        Ok(d) => d,
-        Err(e) => {
-            error!("module {i} ({}): {e}; domain {id} not created", mc.path);
-            return None;
+/// What the ends of the domains leave for the verdict.
+#[derive(Default)]
+struct Ends {
+    dom0_reason: Option<u32>,
+    leaked: u64,
+}
+
+impl Ends {
+    /// A retired domain's end: its vCPU report, its audit, its destruction.
+    fn end(&mut self, hv: &Hv<'_>, alloc: &mut FrameAllocator<'_>, dom: FrameBox<Domain>) {
+        let (id, privileged) = (dom.id, dom.privileged);
+        let reason = dom.shutdown_reason().unwrap_or(abi::sched::SHUTDOWN_CRASH);
+        modules::report_vcpus(&dom);
+        // Other domains may still run: then only this domain's own frames are judged.
+        let (scope, what) = if live::count() > 0 {
+            (Scope::Own, " in its own frames (other domains still run)")
+        } else {
+            (Scope::All, "")
+        };
+        let found = hv.audit(Some(&dom), true, scope).unwrap_or(usize::MAX);
+        info!("d{id}: audit at shutdown: {found} discrepancies{what}");
+        self.leaked += life::destroy(hv, alloc, dom);
+        if privileged {
+            self.dom0_reason = Some(reason);
         }
-    };
-    info!(
-        "d{id}: {}{} MiB, {} vCPU(s), from module {i} ({})",
-        if privileged { "privileged, " } else { "" },
-        spec.nr_pages >> 8,
-        dom.nr_vcpus,
-        mc.path
-    );
-    Some(dom)
-}
-
-/// One line per vCPU that ran: its hypercalls, continuations, shootdowns, preemptions and
-/// migrations.
-fn report_vcpus(dom: &Domain) {
-    for (v, slot) in dom.slots().iter().enumerate() {
-        let s = &slot.stats;
-        // Relaxed: statistics of a retired domain.
-        let get = |c: &core::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
-        if get(&s.hypercalls) == 0 {
-            continue;
-        }
-        info!(
-            "d{} vCPU {v}: {} hypercalls, {} continuations, {} shootdowns, {} preemptions, {} \
-             migrations",
-            dom.id,
-            get(&s.hypercalls),
-            get(&s.continuations),
-            get(&s.shootdowns),
-            get(&s.preemptions),
-            get(&s.migrations)
-        );
     }
-}
-
-/// `failure (d0 <reason>)` in `buf`.
-fn fmt_reason(buf: &mut [u8; 48], reason: u32) -> &str {
-    let name = crate::pv::reason_name(reason);
-    let parts: [&[u8]; 3] = [b"failure (d0 ", name.as_bytes(), b")"];
-    let mut n = 0;
-    for p in parts {
-        let take = p.len().min(buf.len() - n);
-        buf[n..n + take].copy_from_slice(&p[..take]);
-        n += take;
-    }
-    core::str::from_utf8(&buf[..n]).unwrap_or("failure")
-}
-
-/// A boot module's bytes through the direct map.
-fn module_bytes(start: u64, end: u64) -> Option<&'static [u8]> {
-    let len = usize::try_from(end.checked_sub(start)?).ok()?;
-    if end > boot::arch::DIRECTMAP_SIZE {
-        return None;
-    }
-    let va = boot::arch::phys_to_virt(start)?;
-    // SAFETY: the module lies inside the direct map (checked) and is reserved from the frame
-    // allocator for the whole run (`mem::BootMemory::init` keeps it out), so nothing writes it.
-    Some(unsafe { core::slice::from_raw_parts(va as *const u8, len) })
 }

@@ -1,5 +1,6 @@
 //! Running one vCPU on this CPU until it leaves ([`run_vcpu`]): switch it in (dirty mask, its
-//! `dirty_cpu`, CR3, segment bases, a fresh time slice), then loop — check and enter its frame,
+//! `dirty_cpu`, CR3, segment bases, a fresh time slice), then loop — check its frame, bring the
+//! CPU's copy of its GDT up to date (`pv::desc::load_gdt`) and enter it,
 //! act on why it left (hypercall, exception, user `syscall`, interrupt) — until it yields,
 //! blocks, is preempted, goes down, or its domain stops.
 //!
@@ -20,7 +21,7 @@
 use crate::cpu::ipi::{interrupts_off, interrupts_on};
 use crate::domain::dom::Domain;
 use crate::domain::vcpu::{Request, Vcpu, VcpuSlot, VcpuStats};
-use crate::domain::{Hv, sched};
+use crate::domain::{Hv, cr3, sched};
 use crate::pv::regs::{BadFrame, EXIT_EXCEPTION, EXIT_INTERRUPT, EXIT_SYSCALL, EXIT_SYSCALL32};
 use crate::pv::{self, hypercall, traps};
 
@@ -56,15 +57,15 @@ pub fn run_vcpu(hv: &Hv<'_>, dom: &Domain, v: usize, me: usize) -> Leave {
     if migrated {
         VcpuStats::bump(&slot.stats.migrations);
     }
-    let loaded = sched::loaded(me);
+    let loaded = cr3::loaded(me, dom);
     let fresh = !(loaded == Some(v) && prev_dirty == Some(me));
     if let Some(other) = prev_dirty.filter(|&c| c != me) {
         // Another CPU may still have this vCPU's tables in CR3: drop ours (so that CPU never
         // waits for us), then wait for it to switch (`sched`, CR3 hand-over).
-        sched::unload(me, dom);
-        sched::wait_unloaded(other, v);
+        cr3::unload(me, dom);
+        cr3::wait_unloaded(other, dom, v);
     }
-    let prev = sched::loaded(me).filter(|&p| p != v);
+    let prev = cr3::loaded(me, dom).filter(|&p| p != v);
     let gs = if vcpu.kernel_mode {
         vcpu.gs_base_kernel
     } else {
@@ -121,7 +122,7 @@ fn run_loop(
             unsafe { crate::domain::flush::load_cr3(l4 << 12) };
             fresh = false;
             let me = crate::cpu::percpu::this_index();
-            sched::set_loaded(me, Some(v));
+            cr3::set_loaded(me, dom, Some(v));
             if let Some(p) = prev.take() {
                 dom.vcpus[p].clear_dirty_cpu(me);
             }
@@ -141,6 +142,7 @@ fn run_loop(
                 return Leave::Stopped;
             }
         }
+        pv::desc::load_gdt(hv, slot);
         let kind = pv::enter(&mut vcpu.regs);
         interrupts_on();
         match kind {

@@ -18,29 +18,25 @@
 //!   ([`wake_due`]); idle CPUs poll at that period while any vCPU is blocked
 //!   ([`BLOCKED_COUNT`]). Guests that spin-wait by
 //!   blocking so leave their CPUs to others, or let them halt.
-//! - Domains: the BSP publishes the running domain in [`CURRENT`] and retires it once it shut
-//!   down. A CPU *attaches* before it touches the domain — it sets its `active` flag, then reads
-//!   `CURRENT` — and the BSP, to retire, clears `CURRENT`, then waits for every flag to drop:
-//!   both sides are SeqCst (a Dekker handshake), so either the CPU sees no domain or the BSP
-//!   sees the CPU and waits for it. After retirement nothing references the domain, so it may
-//!   be destroyed.
-//! - CR3 hand-over: a CPU keeps the last vCPU's tables loaded after that vCPU leaves (so a vCPU
-//!   that yields with nobody waiting resumes with its TLB intact), until it loads another
-//!   vCPU's tables or goes idle. A CPU about to run a vCPU whose tables another CPU may still
-//!   have loaded (its `dirty_cpu`) first drops its own, then waits until that CPU has switched
-//!   ([`wait_unloaded`]); CPUs never wait with a released vCPU's tables loaded, so there is no
-//!   cycle. So no CPU ever has in CR3 an L4 that a running vCPU could free.
+//! - Domains: several may run at once (`live`). An entry is `generation << 12 | slot << 8 |
+//!   vcpu`; a CPU attaches to an entry's domain before it touches it, and an entry whose
+//!   domain has been retired (slot empty, or another generation in it) is stale and dropped. A
+//!   CPU runs one domain's vCPUs at a time: before it takes a vCPU of another domain it drops
+//!   the first one (boot tables in CR3, attachment released).
+//! - CR3 hand-over: see `cr3`.
 //! - Idle: a CPU with nothing to run switches CR3 to the boot tables (its TLB then holds nothing
 //!   of the domain, and a freed guest L4 can never be its CR3) but stays in the domain's dirty
 //!   mask (spec §5.1's lazy rule). It sets its bit in [`IDLE`] and re-checks [`WAITING`], while a
 //!   pusher bumps `WAITING` and then reads `IDLE` (both SeqCst): either the idle CPU sees the
 //!   work or the pusher sees the idle CPU and kicks it. A poll timer backs this up.
 
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use smp::{CachePadded, MAX_CPUS};
 
+use super::cr3;
 use super::dom::Domain;
+use super::live::{self, GEN_MASK, MAX_LIVE};
 use super::run::{self, Leave};
 use super::runq::RunQueue;
 use crate::cpu::{ipi, percpu, time};
@@ -51,31 +47,22 @@ pub const SLICE_NS: u64 = 4_000_000;
 const POLL_NS: u64 = 2_000_000;
 /// How long a CPU naps when its vCPU blocked and nothing else is runnable.
 const BLOCK_NS: u64 = 500_000;
+/// The bootstrap CPU, which starts and retires domains.
+const BSP: usize = 0;
 
 struct SchedCpu {
     queue: RunQueue,
-    /// Attached to `CURRENT` (module head).
-    active: AtomicU32,
     /// The slice timer fired since the running vCPU's slice began.
     slice_over: AtomicBool,
-    /// The vCPU whose tables are in this CPU's CR3, plus one (0 = the boot tables). Written by
-    /// its CPU after each CR3 load (Release), read by a CPU about to take that vCPU over.
-    loaded: AtomicU32,
 }
 
 static CPUS: [CachePadded<SchedCpu>; MAX_CPUS] = [const {
     CachePadded::new(SchedCpu {
         queue: RunQueue::new(),
-        active: AtomicU32::new(0),
         slice_over: AtomicBool::new(false),
-        loaded: AtomicU32::new(0),
     })
 }; MAX_CPUS];
 
-/// The domain whose vCPUs run (null: none).
-static CURRENT: AtomicPtr<Domain> = AtomicPtr::new(core::ptr::null_mut());
-/// Generation of `CURRENT`; queue entries of another generation are stale.
-static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// Entries in all run queues (stale ones included), counted before an entry is pushed and
 /// after it is popped, so never fewer than there are.
 static WAITING: AtomicU32 = AtomicU32::new(0);
@@ -84,8 +71,14 @@ static IDLE: AtomicU64 = AtomicU64::new(0);
 /// vCPUs `BLOCKED` (a hint for the idle poll period; Relaxed).
 static BLOCKED_COUNT: AtomicU32 = AtomicU32::new(0);
 
-fn entry(generation: u32, v: usize) -> u32 {
-    (generation << 8) | v as u32
+/// vCPU `v` of `dom` as a queue entry (module head).
+fn entry(dom: &Domain, v: usize) -> u32 {
+    ((dom.sched_gen & GEN_MASK) << 12) | (dom.sched_slot << 8) | v as u32
+}
+
+/// An entry's (generation, slot, vCPU).
+fn decode(e: u32) -> (u32, usize, usize) {
+    (e >> 12, ((e >> 8) & 0xF) as usize, (e & 0xFF) as usize)
 }
 
 /// The slice timer interrupt (interrupts off).
@@ -105,16 +98,20 @@ pub fn start_slice() {
     time::arm_oneshot(SLICE_NS);
 }
 
-/// The slice is over and another vCPU of `dom` is waiting (blocked vCPUs whose time has come
-/// are woken first: with every CPU busy, this tick is what wakes them); re-arms the timer when
-/// nobody waits.
+/// Should the running vCPU of `dom` leave this CPU now? On the BSP when a domain waits to be
+/// retired; elsewhere when the slice is over and another vCPU is waiting (blocked vCPUs whose
+/// time has come are woken first: with every CPU busy, this tick is what wakes them).
+/// Re-arms the timer when nobody waits.
 pub fn should_preempt(dom: &Domain) -> bool {
     let me = percpu::this_index();
+    if me == BSP && live::shutdown_pending() {
+        return true;
+    }
     // Relaxed: this CPU's own flag.
     if !CPUS[me].slice_over.load(Ordering::Relaxed) {
         return false;
     }
-    wake_due(me, dom);
+    wake_all_due(me, Some(dom));
     // Relaxed: a heuristic; a missed waiter is seen at the next tick.
     if WAITING.load(Ordering::Relaxed) > 0 {
         return true;
@@ -137,10 +134,10 @@ pub fn kick_all() {
     }
 }
 
-/// Puts vCPU `v` of the current domain (now `QUEUED`) on CPU `me`'s queue and kicks an idle CPU.
-pub fn push(me: usize, v: usize) {
-    // Relaxed: the generation was published with `CURRENT` (SeqCst), which the caller read.
-    let e = entry(GENERATION.load(Ordering::Relaxed), v);
+/// Puts vCPU `v` of `dom` (now `QUEUED`; the caller is attached to `dom`) on CPU `me`'s queue
+/// and kicks an idle CPU.
+pub fn push(me: usize, dom: &Domain, v: usize) {
+    let e = entry(dom, v);
     // Counted before the entry is visible, so the count never drops below the entries.
     // SeqCst: the Dekker pair with `idle_enter` (module head).
     WAITING.fetch_add(1, Ordering::SeqCst);
@@ -150,7 +147,7 @@ pub fn push(me: usize, v: usize) {
         // Relaxed: undoes the count above.
         WAITING.fetch_sub(1, Ordering::Relaxed);
         // Cannot happen (capacity ≥ vCPUs); a lost vCPU would hang its domain, so say so.
-        error!("scheduler: every run queue is full; vCPU {v} lost");
+        error!("scheduler: every run queue is full; d{} vCPU {v} lost", dom.id);
         return;
     }
     let idle = IDLE.load(Ordering::SeqCst) & !(1 << me);
@@ -159,10 +156,14 @@ pub fn push(me: usize, v: usize) {
     }
 }
 
-/// The next runnable vCPU of `dom` for CPU `me`, now `RUNNING` and owned by this CPU.
-fn pop(me: usize, dom: &Domain, others_first: bool) -> Option<usize> {
-    // Relaxed: see `push`.
-    let generation = GENERATION.load(Ordering::Relaxed);
+/// The next runnable vCPU for CPU `me`, now `RUNNING` and owned by this CPU, with its domain.
+/// `cur` is the domain this CPU is attached to for running; when the vCPU belongs to another
+/// one, `cur` is dropped (`detach`) and replaced.
+fn pop(
+    me: usize,
+    cur: &mut Option<&'static Domain>,
+    others_first: bool,
+) -> Option<(&'static Domain, usize)> {
     let online = percpu::online();
     let start = usize::from(others_first);
     for k in start..start + MAX_CPUS {
@@ -173,103 +174,54 @@ fn pop(me: usize, dom: &Domain, others_first: bool) -> Option<usize> {
         while let Some(e) = CPUS[cpu].queue.pop() {
             // Relaxed: a counter for the heuristics and the idle check, which re-reads it.
             WAITING.fetch_sub(1, Ordering::Relaxed);
-            let v = (e & 0xFF) as usize;
-            if e >> 8 != generation & 0x00FF_FFFF || v >= dom.nr_vcpus as usize {
+            let (generation, s, v) = decode(e);
+            let current = cur.filter(|d| d.sched_slot as usize == s);
+            let Some(dom) = current.or_else(|| live::attach(me, s)) else {
                 continue;
-            }
-            if dom.vcpus[v].claim_run(dom.shutdown_reason().is_some()) {
-                return Some(v);
+            };
+            let claimed = dom.sched_gen & GEN_MASK == generation
+                && v < dom.nr_vcpus as usize
+                && dom.vcpus[v].claim_run(dom.shutdown_reason().is_some());
+            if current.is_some() {
+                if claimed {
+                    return Some((dom, v));
+                }
+            } else if claimed {
+                if let Some(old) = cur.replace(dom) {
+                    detach(me, old);
+                }
+                return Some((dom, v));
+            } else {
+                live::detach(me, s);
             }
         }
     }
     None
 }
 
-/// Sets this CPU's `active` flag and reads `CURRENT` (module head).
-fn attach(me: usize) -> Option<&'static Domain> {
-    // SeqCst: the Dekker pair with `retire`.
-    CPUS[me].active.swap(1, Ordering::SeqCst);
-    let d = CURRENT.load(Ordering::SeqCst);
-    if d.is_null() {
-        // Release: nothing was touched.
-        CPUS[me].active.store(0, Ordering::Release);
-        return None;
-    }
-    // SAFETY: `CURRENT` names a live domain, and `retire` does not let it be destroyed while
-    // this CPU's flag is up (module head); the reference is dropped before `detach`.
-    Some(unsafe { &*d })
-}
-
-/// Switches this CPU to the boot tables and drops its `active` flag.
+/// Switches this CPU to the boot tables and drops its attachment to `dom`.
 fn detach(me: usize, dom: &Domain) {
-    unload(me, dom);
-    // Release: every access to the domain happens-before the BSP's SeqCst load that sees 0.
-    CPUS[me].active.store(0, Ordering::Release);
+    cr3::unload(me, dom);
+    live::detach(me, dom.sched_slot as usize);
 }
 
-/// The vCPU whose tables are in this CPU's CR3.
-pub fn loaded(me: usize) -> Option<usize> {
-    // Relaxed: this CPU's own word.
-    CPUS[me]
-        .loaded
-        .load(Ordering::Relaxed)
-        .checked_sub(1)
-        .map(|v| v as usize)
-}
-
-/// Records that this CPU has just loaded vCPU `v`'s tables (or the boot tables) into CR3.
-pub fn set_loaded(me: usize, v: Option<usize>) {
-    let word = v.map_or(0, |v| v as u32 + 1);
-    // Release: the CR3 load happens-before a CPU that sees the new value stops waiting in
-    // `wait_unloaded`.
-    CPUS[me].loaded.store(word, Ordering::Release);
-}
-
-/// Loads the boot tables if a vCPU's are loaded, and tells that vCPU this CPU holds nothing of
-/// it any more.
-pub fn unload(me: usize, dom: &Domain) {
-    if let Some(v) = loaded(me) {
-        // SAFETY: the boot L4 maps the hypervisor and is permanent.
-        unsafe { super::flush::load_cr3(boot::arch::boot_pml4_phys()) };
-        set_loaded(me, None);
-        if let Some(slot) = dom.vcpus.get(v) {
-            slot.clear_dirty_cpu(me);
-        }
-    }
-}
-
-/// Waits until CPU `cpu` no longer has vCPU `v`'s tables in CR3 (it switches right after it
-/// released `v`, and never waits for another CPU meanwhile), with interrupts on so that this
-/// CPU keeps answering shootdowns. A vCPU's bases may change once it runs, so it must not run
-/// while another CPU may still walk its old tables.
-pub fn wait_unloaded(cpu: usize, v: usize) {
-    // Acquire: pairs with the Release in `set_loaded`.
-    if CPUS[cpu].loaded.load(Ordering::Acquire) != v as u32 + 1 {
-        return;
-    }
-    ipi::interrupts_on();
-    // Acquire: as above.
-    while CPUS[cpu].loaded.load(Ordering::Acquire) == v as u32 + 1 {
-        core::hint::spin_loop();
-    }
-    ipi::interrupts_off();
-}
-
-/// Runs vCPUs of the current domain on this CPU while any is runnable; returns whether it ran
-/// one. Called with interrupts off; returns with them off.
+/// Runs vCPUs on this CPU while any is runnable (on the BSP, only until a domain waits to be
+/// retired); returns whether it ran one. Called with interrupts off; returns with them off.
 pub fn run_some() -> bool {
     let me = percpu::this_index();
     super::flush::finish_wraps();
-    let Some(dom) = attach(me) else { return false };
     let Some(hv) = super::HV.get() else {
-        detach(me, dom);
         return false;
     };
+    let mut cur: Option<&'static Domain> = None;
     let mut ran = false;
     let mut others_first = false;
     loop {
-        wake_due(me, dom);
-        let Some(v) = pop(me, dom, others_first) else {
+        if me == BSP && live::shutdown_pending() {
+            break;
+        }
+        wake_all_due(me, cur);
+        let Some((dom, v)) = pop(me, &mut cur, others_first) else {
             break;
         };
         ran = true;
@@ -285,38 +237,56 @@ pub fn run_some() -> bool {
                 BLOCKED_COUNT.fetch_add(1, Ordering::Relaxed);
             }
         } else if slot.release(requeue) {
-            push(me, v);
+            push(me, dom, v);
         }
         others_first = leave == Leave::Yield;
     }
-    detach(me, dom);
+    if let Some(dom) = cur {
+        detach(me, dom);
+    }
     ran
 }
 
-/// Makes every blocked vCPU of `dom` whose time has come runnable (on CPU `me`'s queue).
-fn wake_due(me: usize, dom: &Domain) {
+/// Makes every blocked vCPU whose time has come runnable (on CPU `me`'s queue), in every live
+/// domain; `cur` is the domain this CPU is attached to already.
+fn wake_all_due(me: usize, cur: Option<&Domain>) {
     // Relaxed: a hint; a stale zero delays a wake-up to the next pass.
     if BLOCKED_COUNT.load(Ordering::Relaxed) == 0 {
         return;
     }
     let now = time::now_ns();
+    for s in (0..MAX_LIVE).filter(|&s| live::is_live(s)) {
+        match cur.filter(|d| d.sched_slot as usize == s) {
+            Some(dom) => wake_due(me, dom, now),
+            None => {
+                if let Some(dom) = live::attach(me, s) {
+                    wake_due(me, dom, now);
+                    live::detach(me, s);
+                }
+            }
+        }
+    }
+}
+
+fn wake_due(me: usize, dom: &Domain, now: u64) {
     for (v, slot) in dom.slots().iter().enumerate() {
         if slot.wake(now) {
-            // Relaxed: as above.
+            // Relaxed: as in `wake_all_due`.
             BLOCKED_COUNT.fetch_sub(1, Ordering::Relaxed);
-            push(me, v);
+            push(me, dom, v);
         }
     }
 }
 
 /// Before an idle halt (interrupts off): marks this CPU idle and says whether to halt (false:
-/// work arrived meanwhile, or there is a domain to poll for).
+/// work arrived meanwhile).
 pub fn idle_enter() -> bool {
     let me = percpu::this_index();
     // SeqCst: the Dekker pair with `push` (module head).
     IDLE.fetch_or(1 << me, Ordering::SeqCst);
-    let has_domain = !CURRENT.load(Ordering::SeqCst).is_null();
-    if has_domain && WAITING.load(Ordering::SeqCst) > 0 {
+    let has_domain = live::count() > 0;
+    let bsp_work = me == BSP && live::shutdown_pending();
+    if bsp_work || (has_domain && WAITING.load(Ordering::SeqCst) > 0) {
         idle_leave();
         return false;
     }
@@ -334,51 +304,46 @@ pub fn idle_leave() {
     IDLE.fetch_and(!(1 << percpu::this_index()), Ordering::SeqCst);
 }
 
-/// Runs `dom` on every CPU until it shuts down, then retires it; on the BSP, with interrupts
-/// off. Returns when no CPU references the domain any more.
-pub fn run_domain(dom: &Domain) {
+/// Publishes `dom` and queues its runnable vCPUs (on the BSP, interrupts off); returns its
+/// slot, or `None` if as many domains as can run already do.
+///
+/// # Safety
+///
+/// `dom` must stay alive and in place until [`retire`] has returned for it.
+pub unsafe fn start(dom: &mut Domain) -> Option<usize> {
     let me = percpu::this_index();
-    // Relaxed: published by the SeqCst store of CURRENT below.
-    GENERATION.fetch_add(1, Ordering::Relaxed);
-    // SeqCst: see `attach`.
-    CURRENT.store(dom as *const Domain as *mut Domain, Ordering::SeqCst);
+    // SAFETY: passed on from this function's contract.
+    let s = unsafe { live::publish(dom) }?;
     for (v, slot) in dom.slots().iter().enumerate() {
         if slot.run_state() == super::vcpu::QUEUED {
-            push(me, v);
+            push(me, dom, v);
         }
     }
     kick_all();
-    while dom.shutdown_reason().is_none() {
+    Some(s)
+}
+
+/// Runs vCPUs on the BSP until a domain waits to be retired or none is live (interrupts off).
+pub fn run_bsp() {
+    while !live::shutdown_pending() && live::count() > 0 {
         run_some();
-        if dom.shutdown_reason().is_none() && idle_enter() {
+        if !live::shutdown_pending() && idle_enter() {
             ipi::halt();
             ipi::interrupts_off();
             idle_leave();
         }
     }
-    retire(me);
 }
 
-/// Clears `CURRENT`, waits for every CPU to detach, and drops the stale queue entries.
-fn retire(me: usize) {
-    // SeqCst: the Dekker pair with `attach`.
-    CURRENT.store(core::ptr::null_mut(), Ordering::SeqCst);
-    kick_all();
-    // With interrupts on: CPUs still finishing a hypercall may shoot down this CPU.
-    ipi::interrupts_on();
-    for cpu in percpu::online().iter().filter(|&c| c != me) {
-        // SeqCst: see `attach`.
-        while CPUS[cpu].active.load(Ordering::SeqCst) != 0 {
-            core::hint::spin_loop();
-        }
-    }
-    ipi::interrupts_off();
-    // Relaxed: no CPU is attached; the next domain starts with none blocked.
-    BLOCKED_COUNT.store(0, Ordering::Relaxed);
-    for c in CPUS.iter() {
-        while c.queue.pop().is_some() {
-            // Relaxed: no CPU is attached; the next domain's pushes come after this.
-            WAITING.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
+/// Retires `dom`, which has shut down (on the BSP): waits until no CPU references it and
+/// forgets its blocked vCPUs. Its stale queue entries are dropped by whoever pops them.
+pub fn retire(dom: &Domain) {
+    live::retire(percpu::this_index(), dom.sched_slot as usize);
+    let blocked = dom
+        .slots()
+        .iter()
+        .filter(|s| s.run_state() == super::vcpu::BLOCKED)
+        .count();
+    // Relaxed: a hint (module head); no CPU touches the domain any more.
+    BLOCKED_COUNT.fetch_sub(blocked as u32, Ordering::Relaxed);
 }

@@ -23,8 +23,9 @@
 //! RMWs on the same word. `dirty_cpu` is swapped AcqRel by the CPU that loads the vCPU (before
 //! its CR3 load) and read with an AcqRel RMW by MULTI flushes (after their page-table change):
 //! whichever is first in that word's order synchronises with the other, the same argument as
-//! `hvcore::flush::cpumask`. The base mirrors are written by the context's owner and read by the
-//! audit and by `destroy` when the domain is quiescent (Relaxed: nothing else rides on them).
+//! `hvcore::flush::cpumask`. The base and GDT mirrors are written by the context's owner and read
+//! by the audit and by `destroy` when the domain is quiescent (Relaxed: nothing else rides on
+//! them).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -80,10 +81,12 @@ pub struct Vcpu {
     pub fs_base: u64,
     pub gs_base_kernel: u64,
     pub gs_base_user: u64,
-    /// The LDT `MMUEXT_SET_LDT` recorded (not loaded: guest descriptor tables are not
-    /// supported yet).
+    /// The LDT `MMUEXT_SET_LDT` recorded (not loaded: guest LDTs are not supported yet).
     pub ldt_base: u64,
     pub ldt_ents: u32,
+    /// The guest's CR2: the address of the last page fault bounced to it (Xen's `ctrlreg[2]`),
+    /// what an emulated `mov %cr2` reads.
+    pub cr2: u64,
     /// Set by `sched_op`, acted on by the run loop after the hypercall.
     pub request: Request,
     console: [u8; CONSOLE_LINE],
@@ -108,6 +111,7 @@ impl Vcpu {
         self.gs_base_user = 0;
         self.ldt_base = 0;
         self.ldt_ents = 0;
+        self.cr2 = 0;
         self.request = Request::None;
         self.console_len = 0;
     }
@@ -178,6 +182,8 @@ pub struct VcpuSlot {
     user_l4: AtomicU64,
     /// While `BLOCKED`: the clock time (ns) it becomes runnable again.
     wake_at: AtomicU64,
+    /// Its `set_gdt` frames (`pv::desc`), a mirror like the bases.
+    pub gdt: crate::pv::desc::GdtRecord,
     pub stats: VcpuStats,
     ctx: UnsafeCell<Vcpu>,
 }

@@ -12,7 +12,7 @@ use abi::hypercall::Hypercall;
 use abi::multicall::{MULTICALL_ARGS_USED, MULTICALL_RESULT_OFFSET, MulticallEntry};
 
 use super::guestmem::GuestMem;
-use super::{mmu, ops, traps, vcpu_op};
+use super::{desc, mmu, ops, traps, vcpu_op};
 use crate::domain::Hv;
 use crate::domain::dom::Domain;
 use crate::domain::vcpu::Vcpu;
@@ -40,7 +40,19 @@ pub struct Call<'c, 'h> {
     pub nested: bool,
 }
 
-impl Call<'_, '_> {
+impl<'c, 'h> Call<'c, 'h> {
+    /// A call on behalf of vCPU `v` of `dom`, whose context `vcpu` this CPU owns (the
+    /// dispatcher's, and an emulated instruction's that acts as a hypercall).
+    pub fn new(hv: &'c Hv<'h>, dom: &'c Domain, v: usize, vcpu: &'c mut Vcpu) -> Self {
+        Call {
+            hv,
+            dom,
+            v,
+            vcpu,
+            nested: false,
+        }
+    }
+
     /// The calling vCPU.
     pub fn vcpu(&mut self) -> &mut Vcpu {
         self.vcpu
@@ -61,13 +73,7 @@ impl Call<'_, '_> {
 /// Handles the hypercall the vCPU `v` of `dom` just made (number in `rax`).
 pub fn dispatch(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
     let regs = vcpu.regs;
-    let mut c = Call {
-        hv,
-        dom,
-        v,
-        vcpu,
-        nested: false,
-    };
+    let mut c = Call::new(hv, dom, v, vcpu);
     if let Outcome::Ret(ret) = call(&mut c, regs.rax, regs.args()) {
         c.vcpu().regs.rax = ret as u64;
     }
@@ -86,9 +92,11 @@ fn call(c: &mut Call<'_, '_>, nr: u64, a: [u64; 5]) -> Outcome {
     let (a0, a1, a2, a3) = (a[0], a[1], a[2], a[3]);
     match h {
         Hypercall::SetTrapTable => ret(traps::set_trap_table(c, a0)),
+        Hypercall::SetGdt => ret(desc::set_gdt(c, a0, a1)),
         Hypercall::MmuUpdate => mmu_ret(mmu::mmu_update(c, a0, a1, a2, a3), c, nr, nested),
         Hypercall::StackSwitch => ret(traps::stack_switch(c, a0, a1)),
         Hypercall::SetCallbacks => ret(traps::set_callbacks(c, a0, a1, a2)),
+        Hypercall::UpdateDescriptor => ret(desc::update_descriptor(c, a0, a1)),
         Hypercall::MemoryOp => ret(ops::memory_op(c, a0, a1)),
         Hypercall::Multicall if !nested => ret(multicall(c, a0, a1)),
         Hypercall::UpdateVaMapping => mmu_ret(mmu::update_va_mapping(c, a0, a1, a2), c, nr, nested),

@@ -1,10 +1,12 @@
 //! `mmu_update`, `mmuext_op`, `update_va_mapping` and `update_va_mapping_otherdomain`
-//! (spec §3, §4): the hypervisor's side of `hvcore::hypercall`, which owns their semantics.
+//! (spec §3, §4), and `new_baseptr` for the emulated `mov %reg,%cr3` (`emul`): the hypervisor's
+//! side of `hvcore::hypercall`, which owns their semantics.
 //!
 //! This file only implements [`HcEnv`] for one hypercall of one vCPU ([`Env`]): the frame table
-//! and direct-map memory, the checked guest accessor, the calling domain's context (the only
-//! live domain: domains run one at a time), the vCPU's page-table bases and LDT record, the M2P,
-//! and flushes. Invariants it keeps for `hvcore`:
+//! and direct-map memory, the checked guest accessor, the calling domain's context and those of
+//! the other live domains it names (attached for the length of the call, `domain::live`), the
+//! vCPU's page-table bases and LDT record, the M2P, and flushes. Invariants it keeps for
+//! `hvcore`:
 //! - `set_base` has switched CR3 to the new table before it returns whenever the changed base
 //!   is the one in use, so the old table may be de-validated right after; other vCPUs never
 //!   hold this vCPU's bases in CR3 (a CPU reloads CR3 whenever it switches vCPUs);
@@ -15,6 +17,8 @@
 //! - `preempt_pending` is this CPU's time slice being over with other vCPUs waiting, outside a
 //!   multicall (where there are no continuations), so long batches continue later.
 
+use core::cell::OnceCell;
+
 use abi::vm_assist::VMASST_TYPE_M2P_STRICT;
 use hvcore::domain::DomId;
 use hvcore::flush::{CpuMask, FlushToken};
@@ -24,7 +28,7 @@ use hvcore::mem::Mfn;
 
 use super::guestmem::GuestMem;
 use super::hypercall::Call;
-use crate::domain::Hv;
+use crate::domain::{Hv, live};
 use crate::domain::dom::Domain;
 use crate::domain::machine::{DirectMem, HvCtx};
 use crate::domain::vcpu::{Vcpu, VcpuStats};
@@ -38,6 +42,16 @@ pub struct Env<'c, 'h> {
     nested: bool,
     ctx: HvCtx<'c>,
     guest: GuestMem<'c>,
+    /// Other live domains this hypercall named (FD, PFD), attached on first use and detached
+    /// when it ends (`Drop`), with the id asked for; `None` for no such domain.
+    others: [OnceCell<(DomId, Option<Other<'c>>)>; 2],
+}
+
+/// Another live domain, attached to this CPU (`domain::live`).
+struct Other<'c> {
+    slot: usize,
+    dom: &'c Domain,
+    ctx: HvCtx<'c>,
 }
 
 impl<'c, 'h> Env<'c, 'h> {
@@ -55,6 +69,49 @@ impl<'c, 'h> Env<'c, 'h> {
             ctx: dom.ctx(&hv.slots),
             guest: GuestMem::new(&hv.ft, &hv.mem, l4, dom.ctx(&hv.slots)),
             vcpu,
+            others: [OnceCell::new(), OnceCell::new()],
+        }
+    }
+
+    /// The live domain `id` other than the caller. A hypercall names at most two (FD and PFD);
+    /// a third id is reported as absent.
+    fn other(&self, id: DomId) -> Option<&Other<'c>> {
+        for cell in &self.others {
+            match cell.get() {
+                Some((seen, other)) if *seen == id => return other.as_ref(),
+                Some(_) => {}
+                None => {
+                    let me = crate::cpu::percpu::this_index();
+                    let own = self.dom.sched_slot as usize;
+                    let found = live::attach_id(me, id, own).map(|(slot, dom)| Other {
+                        slot,
+                        dom,
+                        ctx: dom.ctx(&self.hv.slots),
+                    });
+                    return cell.get_or_init(|| (id, found)).1.as_ref();
+                }
+            }
+        }
+        None
+    }
+
+    /// The live domain `id`, the caller included.
+    fn dom_by_id(&self, id: DomId) -> Option<&'c Domain> {
+        if id == self.dom.id {
+            Some(self.dom)
+        } else {
+            self.other(id).map(|o| o.dom)
+        }
+    }
+}
+
+impl Drop for Env<'_, '_> {
+    fn drop(&mut self) {
+        let me = crate::cpu::percpu::this_index();
+        for (_, other) in self.others.iter_mut().filter_map(OnceCell::take) {
+            if let Some(o) = other {
+                live::detach(me, o.slot);
+            }
         }
     }
 }
@@ -85,30 +142,24 @@ impl<'c> HcEnv for Env<'c, '_> {
     }
 
     fn domain(&self, id: DomId) -> Option<&Self::Dom> {
-        (id == self.dom.id).then_some(&self.ctx)
+        if id == self.dom.id {
+            Some(&self.ctx)
+        } else {
+            self.other(id).map(|o| &o.ctx)
+        }
     }
 
     fn max_vcpus(&self, dom: DomId) -> u32 {
-        if dom == self.dom.id {
-            self.dom.nr_vcpus
-        } else {
-            0
-        }
+        self.dom_by_id(dom).map_or(0, |d| d.nr_vcpus)
     }
 
     fn vcpu_dirty_cpu(&self, dom: DomId, vcpu: u32) -> Option<usize> {
-        if dom != self.dom.id {
-            return None;
-        }
-        self.dom.slots().get(vcpu as usize)?.dirty_cpu()
+        self.dom_by_id(dom)?.slots().get(vcpu as usize)?.dirty_cpu()
     }
 
     fn dirty_mask(&self, dom: DomId) -> CpuMask {
-        if dom == self.dom.id {
-            self.dom.dirty.snapshot()
-        } else {
-            CpuMask::new()
-        }
+        self.dom_by_id(dom)
+            .map_or_else(CpuMask::new, |d| d.dirty.snapshot())
     }
 
     fn m2p_strict(&self) -> bool {
@@ -192,6 +243,11 @@ pub fn mmu_update(c: &mut Call<'_, '_>, reqs: u64, count: u64, pdone: u64, fd: u
 /// `mmuext_op(ops, count, pdone, foreigndom)`.
 pub fn mmuext_op(c: &mut Call<'_, '_>, ops: u64, count: u64, pdone: u64, fd: u64) -> HcResult {
     hc::mmuext_op(&mut Env::new(c), ops, count as u32, pdone, fd as u32)
+}
+
+/// `MMUEXT_NEW_BASEPTR` on `mfn` outside a batch: the emulation of `mov %reg,%cr3`.
+pub fn new_baseptr(c: &mut Call<'_, '_>, mfn: Mfn) -> Result<(), hc::HcError> {
+    hc::new_baseptr(&mut Env::new(c), mfn)
 }
 
 /// `update_va_mapping(va, pte, flags)`.

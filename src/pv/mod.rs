@@ -11,7 +11,9 @@
 //! | `ops` | console_io, xen_version, vm_assist, sched_op, memory_op, audit |
 //! | `vcpu_op` | `vcpu_op`: initialise, up, down, is_up |
 //! | `traps` | trap table, callbacks, bounce frames, `iret`, stack/segment hypercalls |
+//! | `emul` | the privileged instructions emulated on #GP (`mov` from CR2/CR3, to CR3) |
 //! | `mmu` | `mmu_update` / `mmuext_op` / `update_va_mapping` |
+//! | `desc` | `set_gdt`, `update_descriptor`, the vCPUs' GDT records and their copies in the CPU GDTs |
 //!
 //! Invariants (see also `entry.S`): every CPU that runs guests has called [`cpu_init`]; while
 //! the hypervisor runs, GS base is this CPU's `PerCpu` (`cpu::percpu`), whose `guest` area the
@@ -19,6 +21,8 @@
 //! entry stack (TSS.rsp0), never on the stack `enter` runs on; `enter` is called with
 //! interrupts off, and returns with them off.
 
+pub mod desc;
+mod emul;
 pub mod guestmem;
 pub mod hypercall;
 mod mmu;

@@ -24,7 +24,9 @@ use abi::version::{
 use abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, vmasst_valid_pv64};
 
 use super::hypercall::{Call, HcResult, is_self};
+use crate::domain::live;
 use crate::domain::vcpu::Request;
+use crate::domain::Scope;
 
 const EFAULT: Errno = Errno::EFAULT;
 /// Most bytes one `console_io` write may carry.
@@ -172,17 +174,23 @@ pub fn sched_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
             if !c.dom.privileged {
                 return Err(Errno::EPERM);
             }
-            if s.domain_id != c.dom.id || s.reason > SHUTDOWN_MAX {
-                // Only one domain exists at a time (domains run one after another).
-                return Err(if s.reason > SHUTDOWN_MAX {
-                    Errno::EINVAL
-                } else {
-                    Errno::ESRCH
-                });
+            if s.reason > SHUTDOWN_MAX {
+                return Err(Errno::EINVAL);
             }
-            if c.dom.shut_down(s.reason) {
-                info!("d{}: shutdown: {}", c.dom.id, reason_name(s.reason));
+            if s.domain_id == c.dom.id {
+                if c.dom.shut_down(s.reason) {
+                    info!("d{}: shutdown: {}", c.dom.id, reason_name(s.reason));
+                }
+                return Ok(0);
             }
+            let me = crate::cpu::percpu::this_index();
+            let own = c.dom.sched_slot as usize;
+            let (slot, target) = live::attach_id(me, s.domain_id, own).ok_or(Errno::ESRCH)?;
+            if target.shut_down(s.reason) {
+                let (by, why) = (c.dom.id, reason_name(s.reason));
+                info!("d{}: shutdown by d{by}: {why}", target.id);
+            }
+            live::detach(me, slot);
             Ok(0)
         }
         _ => Err(Errno::ENOSYS),
@@ -236,11 +244,17 @@ pub fn memory_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
 
 /// Argon's audit hypercall: the number of frame-table discrepancies (0 = consistent). Only a
 /// privileged domain may ask (`-EPERM`); one audit runs at a time (`-EBUSY` for a second). The
-/// count is only meaningful while the domain's other vCPUs make no MMU hypercalls.
+/// count is only meaningful while the domain's other vCPUs make no MMU hypercalls. While other
+/// domains run, only discrepancies on the caller's own frames count (`Scope::Own`).
 pub fn argon_audit(c: &mut Call<'_, '_>) -> HcResult {
     if !c.dom.privileged {
         return Err(Errno::EPERM);
     }
-    let found = c.hv.audit(Some(c.dom), false).ok_or(Errno::EBUSY)?;
+    let scope = if live::count() > 1 {
+        Scope::Own
+    } else {
+        Scope::All
+    };
+    let found = c.hv.audit(Some(c.dom), false, scope).ok_or(Errno::EBUSY)?;
     Ok(found as i64)
 }

@@ -39,6 +39,8 @@ const HANDLER_CLEARS: u64 = RFLAGS_TF | (1 << 14) | (1 << 16) | (1 << 17);
 const HAS_ERROR_CODE: [u64; 8] = [8, 10, 11, 12, 13, 14, 17, 21];
 /// #UD.
 const VECTOR_UD: u64 = 6;
+/// #GP.
+const VECTOR_GP: u64 = 13;
 /// #PF.
 const VECTOR_PF: u64 = 14;
 /// #PF error code: the access came from user mode.
@@ -247,9 +249,13 @@ fn bounce(
     regs.rflags &= !HANDLER_CLEARS;
 }
 
-/// A guest exception (vector, error and cr2 in the vCPU's registers): bounce it to the guest's
-/// handler, or crash the domain if there is none.
+/// A guest exception (vector, error and cr2 in the vCPU's registers): a #GP the hypervisor
+/// emulates (`emul`) is done with; anything else is bounced to the guest's handler, or the
+/// domain crashes if there is none.
 pub fn exception(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
+    if vcpu.regs.vector == VECTOR_GP && super::emul::privileged_op(hv, dom, v, vcpu) {
+        return;
+    }
     let r = vcpu.regs;
     let vector = r.vector;
     let ti = vcpu
@@ -272,6 +278,7 @@ pub fn exception(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
     }
     let mut error = r.error;
     if vector == VECTOR_PF {
+        vcpu.cr2 = r.cr2;
         dom.set_guest_cr2(v, r.cr2);
         // The hardware always reports a user access (the guest runs at CPL 3); the guest sees
         // the U bit for its user mode only, as under Xen.

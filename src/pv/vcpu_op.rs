@@ -4,8 +4,9 @@
 //!
 //! - every command first needs `vcpuid < nr_vcpus` (`-ENOENT`); other commands are `-ENOSYS`;
 //! - `initialise` copies the `vcpu_guest_context` (`-EFAULT`), checks it (`-EINVAL`: a
-//!   non-canonical address, an LDT that is misaligned or too long, a guest GDT — Argon has no
-//!   guest descriptor tables yet — or page-table bases that cannot be taken as L4s), and
+//!   non-canonical address, an LDT that is misaligned or too long, a guest GDT — Argon takes
+//!   GDT frames only through `set_gdt`, not here yet — or page-table bases that cannot be
+//!   taken as L4s), and
 //!   installs it once (`-EEXIST` if the vCPU was initialised). The vCPU then stays down until
 //!   `up` (`VGCF_online` is ignored);
 //! - `up` of a vCPU never initialised is `-EINVAL`; otherwise it makes the vCPU runnable;
@@ -46,7 +47,7 @@ pub fn vcpu_op(c: &mut Call<'_, '_>, cmd: u64, vcpuid: u64, arg: u64) -> HcResul
         VCPUOP_UP => match c.dom.vcpus[id].up() {
             Up::NotInitialised => Err(Errno::EINVAL),
             Up::Queued => {
-                sched::push(crate::cpu::percpu::this_index(), id);
+                sched::push(crate::cpu::percpu::this_index(), c.dom, id);
                 Ok(0)
             }
             Up::Already => Ok(0),

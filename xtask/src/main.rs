@@ -6,19 +6,29 @@
 //! - `cargo xtask test`             every test tier; ends with `N passed, N failed`
 //! - `cargo xtask loom`             the loom models and their mutants alone
 //! - `cargo xtask xen`              boot the guest image on Xen 4.17 (downloaded, never installed)
-//! - `cargo xtask perf [--quick]`   host benchmarks against lock-based baselines
+//! - `cargo xtask perf [--quick]`   host bench, then `mmu-stress` on Argon and on Xen 4.17
 //!
 //! Each command first installs what it lacks (see `prereq`).
 
 mod loom;
 mod perf;
+mod perf_guest;
+mod perf_guest_out;
+mod perf_guest_report;
 mod prereq;
 mod qemu;
+/// The host bench's SVG writer, shared with the in-guest part.
+#[path = "../../perf/src/svg.rs"]
+mod svg;
 mod symbols;
 mod tests;
+mod tests_domains;
 mod tests_guest;
 mod tests_smp;
 mod xen;
+mod xen_compare;
+mod xen_fetch;
+mod xen_report;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};

@@ -1,4 +1,5 @@
-//! `cargo xtask perf`: the host bench end to end.
+//! `cargo xtask perf`: the host bench end to end, then the in-guest part (`perf_guest`:
+//! `mmu-stress` on Argon and Xen 4.17 under QEMU; `--vcpus N`, `--no-guest`, `--no-xen`).
 //!
 //! Builds `perf` in release, runs it (forwarding `--quick`, `--threads N`, `--reps N`,
 //! `--window-ms MS`), runs its fixed `--callgrind` workload under `valgrind --tool=callgrind`
@@ -26,6 +27,7 @@ const TOP_FUNCTIONS: usize = 12;
 pub fn cmd_perf(args: &[String]) -> Result<()> {
     let mut forward = Vec::new();
     let (mut quick, mut callgrind) = (false, true);
+    let mut guest = crate::perf_guest::Options::default();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -38,10 +40,11 @@ pub fn cmd_perf(args: &[String]) -> Result<()> {
                 forward.push(a.clone());
                 forward.push(it.next().ok_or(format!("{a} needs a value"))?.clone());
             }
+            other if guest.take(other, &mut it)? => {}
             other => {
                 return fail(&format!(
                     "unknown perf option '{other}' (--quick, --threads N, --reps N, \
-                     --window-ms MS, --no-callgrind)"
+                     --window-ms MS, --no-callgrind, --vcpus N, --no-guest, --no-xen)"
                 ));
             }
         }
@@ -80,11 +83,16 @@ pub fn cmd_perf(args: &[String]) -> Result<()> {
         }
     };
     print!("{cg_md}");
-    let md = results_md(&summary, &cg_md, &commands, args);
+    let part = crate::perf_guest::run(&guest, quick, &results, &mut commands)?;
+    print!("{}", part.md);
+    let md = results_md(&summary, &cg_md, &commands, args) + "\n" + &part.md;
     let path = root().join("perf/RESULTS.md");
     fs::write(&path, md).map_err(|e| format!("writing {}: {e}", path.display()))?;
     eprintln!("xtask: wrote {} and perf/results/", path.display());
-    Ok(())
+    match part.failures {
+        0 => Ok(()),
+        n => fail(&format!("{n} in-guest boot(s) failed (see RESULTS.md)")),
+    }
 }
 
 /// Cargo's target directory (honours `CARGO_TARGET_DIR`, relative to the workspace root).
@@ -354,7 +362,7 @@ fn results_md(summary: &str, callgrind: &str, commands: &[String], args: &[Strin
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    let mut md = String::from("# Host bench results\n\nWritten by `cargo xtask perf");
+    let mut md = String::from("# Bench results\n\nWritten by `cargo xtask perf");
     for a in args {
         md.push(' ');
         md.push_str(a);

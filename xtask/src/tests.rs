@@ -257,32 +257,12 @@ fn host_tier(t: &mut Tally) {
     t.failed += failed;
 }
 
-/// The guest's conformance suite on real Xen 4.17 (the differential reference): one result per
-/// guest test, plus the run itself.
-fn xen_tier(t: &mut Tally) {
-    println!("== guest suites on Xen 4.17 (TCG) ==");
-    // The conformance suite on one CPU, and the SMP suite on 4 vCPUs / 4 CPUs.
-    for (prefix, suite, smp) in [("xen", "tests", 1), ("xen-smp", "smp", 4)] {
-        let opts = crate::xen::XenOptions {
-            echo: false,
-            suite: suite.into(),
-            smp,
-            timeout: Duration::from_secs(180),
-            ..Default::default()
-        };
-        match crate::xen::run_xen(&opts) {
-            Ok(run) => {
-                for (name, verdict) in &run.report.verdicts {
-                    let r = match verdict {
-                        crate::xen::Verdict::Pass => Ok(()),
-                        crate::xen::Verdict::Fail(why) => Err(why.clone()),
-                    };
-                    t.record(&format!("{prefix}/{name}"), r);
-                }
-                t.record(&format!("{prefix}/run"), run.failure().map_or(Ok(()), Err));
-            }
-            Err(e) => t.record(&format!("{prefix}/run"), Err(e)),
-        }
+/// The guest's suites on real Xen 4.17 (the differential reference) and on Argon, compared
+/// test by test (`xen_compare::tier`): one result per guest test, plus each run itself.
+fn xen_tier(t: &mut Tally, image: &Path, guest: &Path) {
+    println!("== guest suites on Xen 4.17 and Argon, verdict by verdict (TCG) ==");
+    for (name, result) in crate::xen_compare::tier(image, guest) {
+        t.record(&name, result);
     }
 }
 
@@ -337,7 +317,7 @@ pub fn cmd_test(args: &[String]) -> Result<()> {
         .as_deref()
         .is_none_or(|f| "xen/".contains(f) || f.starts_with("xen"))
     {
-        xen_tier(&mut t);
+        xen_tier(&mut t, &image, &guest);
     }
     println!("(wall time {:.0}s)", started.elapsed().as_secs_f64());
     if !t.failures.is_empty() {

@@ -1,16 +1,16 @@
-//! Guest tests on Argon for `cargo xtask test` (QEMU, TCG): the guest kernel's `tests` suite,
-//! malformed modules, a guest that faults with no handler, and a guest that exercises bounce
-//! frames, `iret` and XSA-7 (the multi-vCPU guest cases are in `tests_smp`); plus host unit
-//! tests of the hypervisor's pure ELF-note parser and
-//! layout arithmetic (`src/domain/{elf,layout}.rs`, included here because the hypervisor crate
-//! only builds for bare metal).
+//! Guest tests on Argon for `cargo xtask test` (QEMU, TCG): the guest kernel's `tests` suite
+//! (whose exception tests, `guest/src/suites/exceptions.rs`, check bounce frames, `iret` and
+//! XSA-7), malformed modules, and a guest that faults with no handler (the multi-vCPU guest
+//! cases are in `tests_smp`, the multi-domain ones in `tests_domains`); plus host unit tests of
+//! the hypervisor's pure ELF-note parser and layout arithmetic (`src/domain/{elf,layout}.rs`,
+//! included here because the hypervisor crate only builds for bare metal).
 //!
-//! The two small PV kernels are synthesised here ([`pv_image`]): code at 0x100000, the
-//! hypercall page at 0x101000, data at 0x102000, Xen notes in a PT_NOTE segment. Their code is
-//! the machine code of the listings in the comments below (GNU as, `ld -Ttext=0x100000
-//! -Tdata=0x102000`), kept as bytes so that tests need no assembler. Every case must see its
-//! lines *and* the exact exit status (33 success, 35 failure); the last expected line is the
-//! final marker.
+//! The one small PV kernel that cannot be a test of the suite, because it kills its domain
+//! (`fault-guest`), is synthesised here ([`pv_image`]): code at 0x100000, the hypercall page at
+//! 0x101000, data at 0x102000, Xen notes in a PT_NOTE segment. Its code is the machine code of
+//! the listing below (GNU as, `ld -Ttext=0x100000 -Tdata=0x102000`), kept as bytes so that
+//! tests need no assembler. Every case must see its lines *and* the exact exit status (33
+//! success, 35 failure); the last expected line is the final marker.
 
 use std::path::{Path, PathBuf};
 
@@ -36,76 +36,18 @@ const FAULT_TEXT: &[&str] = &[
     "6720616e20756e6d617070656420616464726573730a",
 ];
 
-/// `traps-guest` code (`HC` = the hypercall page, `print m` = console_io of message `m`,
-/// `iret_to_guest` = `push $0; jmp HC+23*32`):
-///
-/// ```text
-/// _start:  lea table(%rip),%rdi; call HC+0*32; test %rax,%rax; jnz fail   # set_trap_table
-///          print m_table
-///          ud2                                   # #UD → ud_handler, resumes after it
-///          print m_after_ud
-///          mov 0x40000000,%rax                    # #PF → pf_handler, skips the 8 bytes
-///          print m_after_pf
-///          mov %rsp,%rbx; push $0xe02b; push %rbx; pushfq; push $0xe030   # kernel CS (RPL 0)
-///          movabs $0x0000800000000000,%rax; push %rax
-///          iret_to_guest                          # non-canonical RIP → #GP → gp_handler
-/// after_gp:print m_after_gp
-///          lea mc(%rip),%rdi; mov $2,%esi; call HC+13*32   # multicall of two console writes
-///          test %rax,%rax; jnz fail
-///          mov mc+8(%rip),%rax; or mc+72(%rip),%rax; jnz fail   # both results 0
-///          console_io(0xffff800000000000), console_io(0x40000000), multicall(0x40000000)
-///          each must return -14 (EFAULT), hypercall 50 -38 (ENOSYS); print m_efault
-///          print m_done
-///          movl $0,scratch(%rip); mov $2,%edi; lea scratch(%rip),%rsi; call HC+29*32  # poweroff
-/// fail:    print m_fail
-///          movl $3,scratch(%rip); mov $2,%edi; lea scratch(%rip),%rsi; call HC+29*32  # crash
-///          ud2
-/// ud_handler:  pop %rcx; pop %r11; addq $2,(%rsp); print m_ud; iret_to_guest
-/// pf_handler:  pop %rcx; pop %r11; cmpq $0,(%rsp); jne fail; add $8,%rsp; addq $8,(%rsp)
-///              print m_pf; iret_to_guest
-/// gp_handler:  pop %rcx; pop %r11; add $8,%rsp; lea after_gp(%rip),%rax; mov %rax,(%rsp)
-///              print m_gp; iret_to_guest
-/// ```
-///
-/// Data: `table` (trap_info for vectors 6, 13, 14, then a terminator), `mc` (two
-/// multicall_entry: op 18, result 99, args {0, len, msg}), `scratch`, then [`TRAPS_MESSAGES`]
-/// back to back.
-const TRAPS_TEXT: &[&str] = &[
-    "488d3df91f0000e8f40f00004885c00f853901000031ffbe1c000000488d15a5200000e8181200000f0b31ffbe1f0000",
-    "00488d15d4200000e803120000488b04250000004031ffbe1f000000488d1503210000e8e81100004889e3682be00000",
-    "539c6830e0000048b80000000000800000506a00e96712000031ffbe1f000000488d1519210000e8b4110000488d3dad",
-    "1f0000be02000000e8031100004885c00f85a8000000488b059b1f0000480b05d41f00000f859400000031ffbe080000",
-    "0048ba000000000080ffffe8701100004883f8f2757831ffbe08000000ba00000040e8591100004883f8f27561bf0000",
-    "0040be01000000e8a41000004883f8f2754ce8391500004883f8da754131ffbe3d000000488d15e2200000e820110000",
-    "31ffbe12000000488d150c210000e80d110000c705831f000000000000bf02000000488d35771f0000e85212000031ff",
-    "be12000000488d15f0200000e8df100000c705551f000003000000bf02000000488d35491f0000e8241200000f0b5941",
-    "5b488304240231ffbe28000000488d15501f0000e8a71000006a00e94011000059415b48833c240075a44883c4084883",
-    "04240831ffbe2b000000488d156a1f0000e87a1000006a00e91311000059415b4883c408488d059efeffff4889042431",
-    "ffbe2b000000488d15881f0000e84e1000006a00e9e7100000",
-];
-
-const TRAPS_TABLES: &[&str] = &[
-    "060033e0000000007e011000000000000d0033e000000000cd011000000000000e0033e000000000a001100000000000",
-    "000000000000000000000000000000001200000000000000630000000000000000000000000000001f00000000000000",
-    "bf2110000000000000000000000000000000000000000000000000000000000012000000000000006300000000000000",
-    "00000000000000001f00000000000000de21100000000000000000000000000000000000000000000000000000000000",
-    "0000000000000000",
-];
-
-/// The messages at the end of the traps guest's data, in order (m_table … m_fail).
-const TRAPS_MESSAGES: [&str; 12] = [
-    "traps-guest: trap table set\n",
-    "traps-guest: #UD bounced to its handler\n",
-    "traps-guest: resumed after #UD\n",
-    "traps-guest: #PF bounced with error code 0\n",
-    "traps-guest: resumed after #PF\n",
-    "traps-guest: non-canonical iret became #GP\n",
-    "traps-guest: resumed after #GP\n",
-    "traps-guest: multicall entry 1\n",
-    "traps-guest: multicall entry 2\n",
-    "traps-guest: bad pointers gave -EFAULT, hypercall 50 -ENOSYS\n",
-    "traps-guest: done\n",
-    "traps-guest: FAIL\n",
+/// PASS lines of the `tests` suite's exception and hypercall-entry tests
+/// (`guest/src/suites/exceptions.rs`), which replaced the generated `traps-guest` kernel.
+const SUITE_BOUNCES: [&str; 9] = [
+    "guest: PASS pf_unmapped_read_bounced",
+    "guest: PASS pf_m2p_write_bounced",
+    "guest: PASS pf_xen_slot_read_bounced",
+    "guest: PASS gp_noncanonical_load_bounced",
+    "guest: PASS gp_iret_noncanonical_bounced",
+    "guest: PASS ud_bounced",
+    "guest: PASS multicall_two_entries",
+    "guest: PASS bad_buffer_pointers_efault",
+    "guest: PASS unknown_hypercall_enosys",
 ];
 
 fn hex(lines: &[&str]) -> Vec<u8> {
@@ -118,12 +60,6 @@ fn hex(lines: &[&str]) -> Vec<u8> {
 
 fn fault_guest() -> Vec<u8> {
     pv_image("fault-guest", &hex(FAULT_TEXT), &[], true)
-}
-
-fn traps_guest() -> Vec<u8> {
-    let mut data = hex(TRAPS_TABLES);
-    data.extend(TRAPS_MESSAGES.concat().bytes());
-    pv_image("traps-guest", &hex(TRAPS_TEXT), &data, true)
 }
 
 /// One Xen ELF note (owner "Xen").
@@ -235,7 +171,6 @@ pub fn cases(guest_elf: &Path) -> Vec<Case> {
         &pv_image("x", &hex(FAULT_TEXT), &[], false),
     );
     let fault = fixture(&dir, "fault-guest.elf", &fault_guest());
-    let traps = fixture(&dir, "traps-guest.elf", &traps_guest());
     let guest = || (guest_elf.to_path_buf(), "tests");
     let suite_ok = [
         "(d0) guest: suite tests",
@@ -264,16 +199,9 @@ pub fn cases(guest_elf: &Path) -> Vec<Case> {
         "argon: exit: success",
     ]);
     let mut suite = suite_ok.to_vec();
+    // The moved exception tests (formerly a generated `traps-guest` kernel) must have run.
+    suite.extend(SUITE_BOUNCES);
     suite.extend(["argon: audit: 0 discrepancies", "argon: exit: success"]);
-    let mut traps_expect: Vec<&'static str> = TRAPS_MESSAGES[..TRAPS_MESSAGES.len() - 1]
-        .iter()
-        .map(|m| m.trim_end())
-        .collect();
-    traps_expect.extend([
-        "argon: d0: shutdown: poweroff",
-        "argon: audit: 0 discrepancies",
-        "argon: exit: success",
-    ]);
     let mut v = vec![
         case("guest/tests-suite", vec![guest()], EXIT_SUCCESS, suite),
         case(
@@ -299,14 +227,9 @@ pub fn cases(guest_elf: &Path) -> Vec<Case> {
                 "argon: exit: failure (d0 crash)",
             ],
         ),
-        case(
-            "guest/traps-bounce-iret",
-            vec![(traps, "mem=16M")],
-            EXIT_SUCCESS,
-            traps_expect,
-        ),
     ];
     v.extend(crate::tests_smp::guest_cases(guest_elf));
+    v.extend(crate::tests_domains::cases(guest_elf));
     v
 }
 

@@ -1,5 +1,6 @@
 //! QEMU test cases for SMP bring-up, IPIs and time (the `smp/` crate and `src/cpu/`), and the
-//! multi-vCPU guest cases ([`guest_cases`]: vCPUs scheduled on every CPU, shootdowns).
+//! multi-vCPU guest cases ([`guest_cases`]: vCPUs scheduled on every CPU, shootdowns, and a
+//! short run of the `mmu-stress` perf workload with `argon.bench=ipi`).
 //!
 //! Every bring-up case asserts the boot line `argon: N CPUs online (x2apic|xapic) in ` with N
 //! equal to the CPUs QEMU was given (so a missing AP fails the case), then a self-test's own
@@ -210,6 +211,29 @@ pub fn guest_cases(guest_elf: &Path) -> Vec<Case> {
             "argon: exit: success",
         ],
     ));
+    // The perf workload stays runnable: a short `mmu-stress` in every layout and the shootdown
+    // timings at 2 vCPUs, with Argon's IPI bench at boot. Judged on function only (the lines
+    // exist, the batches passed, the audits are clean); no figure is looked at.
+    let mut stress = guest_case(
+        "guest/mmu-stress-2vcpu",
+        2,
+        guest_elf,
+        "vcpus=2 mmu-stress batch=16 iters=20 reps=1 flushes=10".into(),
+        EXIT_SUCCESS,
+        vec![
+            "argon: bench ipi: targets=1 samples=",
+            "guest: stress: run mode=disjoint vcpus=2 ",
+            "guest: stress: run mode=shared vcpus=2 ",
+            "guest: stress: run mode=hot vcpus=2 ",
+            "guest: stress: shootdown vcpus=2 k=1 ",
+            "guest: PASS mmu_stress",
+            "guest: PASS audit",
+            "argon: d0: audit at shutdown: 0 discrepancies",
+            "argon: exit: success",
+        ],
+    );
+    stress.cmdline = "argon.bench=ipi";
+    v.push(stress);
     // A secondary vCPU faults with no handler while the others are in page-table hypercalls:
     // the domain dies, the hypervisor audits, destroys and reports the crash.
     v.push(guest_case(

@@ -1,10 +1,15 @@
-//! `cargo xtask xen`: boots the guest kernel as dom0 of real Xen 4.17 under QEMU TCG and judges
-//! its suite from the serial log, for differential conformance against Argon (DESIGN §1, §9.4).
+//! `cargo xtask xen`: boots the guest kernel as dom0 of real Xen 4.17 under QEMU TCG, judges its
+//! suite from the serial log, then runs the same image and suite on Argon and compares the two
+//! test by test (`xen_compare`), for differential conformance (DESIGN §1, §9.4).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `xen.rs` | options, building the guest, the Xen run ([`run_xen`]) and the command |
+//! | `xen_fetch.rs` | fetching and unpacking Debian's Xen 4.17 into `target/xen/` |
+//! | `xen_report.rs` | the guest's verdict lines, parsed ([`GuestReport`]) |
+//! | `xen_compare.rs` | the Argon run, the per-test comparison, the justified differences |
 //!
 //! - The guest is built with `cargo build --release -p guest --target x86_64-unknown-none`.
-//! - Xen comes from Debian's `xen-hypervisor-4.17-amd64`, fetched with `apt-get download` into
-//!   `target/xen/`, unpacked with `dpkg-deb -x` and gunzipped to a multiboot ELF: never
-//!   installed.
 //! - Firmware: qboot first (`--bios auto`); Xen 4.17 triple-faults in early boot under qboot
 //!   (QEMU exits 0 with no output), so a run that prints no `(XEN)` line is repeated with QEMU's
 //!   default SeaBIOS.
@@ -13,17 +18,19 @@
 //!   `guest/src/harness.rs`). It passes only with `guest: done`, a summary with 0 failed that
 //!   matches the PASS lines, no FAIL or PANIC line, and Xen's `Hardware Dom0 halted` (the
 //!   guest's poweroff). A timeout, a crash or a missing line is a failure.
+//! - The command then fails on any verdict that differs between Argon and Xen unless
+//!   `guest/README.md` justifies it, and on a failed Argon run (`--no-argon` skips that part).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::qemu::{self, Boot, Outcome};
-use crate::{Result, fail, prereq, root, run_status};
+use crate::xen_compare::{self, Justified};
+use crate::xen_fetch::xen_image;
+use crate::xen_report::{GuestReport, Verdict};
+use crate::{Result, prereq, root, run_status};
 
-/// The Debian package that carries the hypervisor.
-pub const XEN_PACKAGE: &str = "xen-hypervisor-4.17-amd64";
 /// Xen's command line: serial console on COM1, everything logged, 64 MiB dom0, halt on dom0 exit.
 pub const XEN_CMDLINE: &str =
     "console=com1 com1=115200,8n1 dom0_mem=64M loglvl=all guest_loglvl=all noreboot";
@@ -38,6 +45,7 @@ const USAGE: &str = "usage: cargo xtask xen [options] [-- extra Xen options]
   --timeout SECS            stop QEMU after this long (default 300)
   --bios auto|qboot|seabios firmware (default auto: qboot, then SeaBIOS)
   --guest PATH              boot this PV ELF instead of building guest/
+  --no-argon                Xen only: no Argon run, no per-test comparison
   --quiet                   do not stream the serial console";
 
 /// Which firmware boots Xen.
@@ -75,108 +83,6 @@ impl Default for XenOptions {
             echo: true,
         }
     }
-}
-
-/// One test's verdict as the guest printed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Pass,
-    /// The guest's reason.
-    Fail(String),
-}
-
-/// Everything the guest said, parsed from `guest: …` lines (any prefix before `guest: ` is
-/// ignored, so the same parser reads Argon's and Xen's consoles).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GuestReport {
-    pub suite: Option<String>,
-    /// (test name, verdict), in the order printed.
-    pub verdicts: Vec<(String, Verdict)>,
-    /// `<n> passed, <m> failed`.
-    pub summary: Option<(u32, u32)>,
-    pub done: bool,
-    /// The guest's panic message, if it panicked.
-    pub panic: Option<String>,
-}
-
-impl GuestReport {
-    pub fn parse(serial: &str) -> GuestReport {
-        let mut r = GuestReport::default();
-        for line in serial.lines() {
-            let Some(at) = line.find("guest: ") else {
-                continue;
-            };
-            let msg = line[at + "guest: ".len()..].trim_end();
-            if let Some(name) = msg.strip_prefix("PASS ") {
-                r.verdicts.push((name.trim().to_string(), Verdict::Pass));
-            } else if let Some(rest) = msg.strip_prefix("FAIL ") {
-                let (name, why) = rest.split_once(": ").unwrap_or((rest, ""));
-                r.verdicts
-                    .push((name.trim().to_string(), Verdict::Fail(why.to_string())));
-            } else if let Some(rest) = msg.strip_prefix("suite ") {
-                r.suite = rest.split_whitespace().next().map(str::to_string);
-            } else if let Some(rest) = msg.strip_prefix("PANIC ") {
-                r.panic = Some(rest.to_string());
-            } else if msg == "done" {
-                r.done = true;
-            } else if let Some(s) = parse_summary(msg) {
-                r.summary = Some(s);
-            }
-        }
-        r
-    }
-
-    pub fn passed(&self) -> usize {
-        self.verdicts
-            .iter()
-            .filter(|(_, v)| *v == Verdict::Pass)
-            .count()
-    }
-
-    pub fn failed(&self) -> Vec<&(String, Verdict)> {
-        self.verdicts
-            .iter()
-            .filter(|(_, v)| *v != Verdict::Pass)
-            .collect()
-    }
-
-    /// Why the guest's own account is not a clean pass, or `None` if it is.
-    pub fn failure(&self) -> Option<String> {
-        if let Some(p) = &self.panic {
-            return Some(format!("guest panicked: {p}"));
-        }
-        let failed = self.failed();
-        if !failed.is_empty() {
-            let names: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
-            return Some(format!(
-                "{} test(s) failed: {}",
-                failed.len(),
-                names.join(", ")
-            ));
-        }
-        if !self.done {
-            return Some("no `guest: done` line (the guest hung or crashed)".into());
-        }
-        match self.summary {
-            None => Some("no `guest: <n> passed, <m> failed` summary".into()),
-            Some((_, f)) if f != 0 => Some(format!("summary reports {f} failed")),
-            Some((0, _)) => Some("no test ran".into()),
-            Some((p, _)) if p as usize != self.passed() => Some(format!(
-                "summary says {p} passed but {} PASS lines",
-                self.passed()
-            )),
-            Some(_) => None,
-        }
-    }
-}
-
-/// Parses `<n> passed, <m> failed`.
-fn parse_summary(msg: &str) -> Option<(u32, u32)> {
-    let (p, f) = msg.split_once(" passed, ")?;
-    Some((
-        p.trim().parse().ok()?,
-        f.strip_suffix(" failed")?.trim().parse().ok()?,
-    ))
 }
 
 /// The result of one Xen run.
@@ -245,114 +151,6 @@ pub fn build_guest() -> Result<PathBuf> {
     Ok(target.join("x86_64-unknown-none/release/guest"))
 }
 
-/// The uncompressed Xen 4.17 image, fetched and unpacked into `target/xen/` on first use.
-pub fn xen_image() -> Result<PathBuf> {
-    let dir = root().join("target/xen");
-    let image = dir.join("xen-4.17-amd64");
-    if is_elf(&image) {
-        return Ok(image);
-    }
-    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let deb = match find_deb(&dir) {
-        Some(deb) => deb,
-        None => download_deb(&dir)?,
-    };
-    eprintln!("xtask: unpacking {} (not installing it)", deb.display());
-    let pkg = dir.join("pkg");
-    run_status(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&pkg))?;
-    let gz = find_hypervisor_gz(&pkg.join("boot"))
-        .ok_or_else(|| format!("no boot/xen-4.17*.gz in {}", deb.display()))?;
-    let out = Command::new("gunzip")
-        .arg("-c")
-        .arg(&gz)
-        .output()
-        .map_err(|e| format!("cannot run gunzip: {e}"))?;
-    if !out.status.success() {
-        return fail(&format!(
-            "gunzip {} failed: {}",
-            gz.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    fs::write(&image, &out.stdout).map_err(|e| format!("writing {}: {e}", image.display()))?;
-    if !is_elf(&image) {
-        return fail(&format!("{} is not an ELF image", image.display()));
-    }
-    eprintln!("xtask: Xen image {}", image.display());
-    Ok(image)
-}
-
-fn is_elf(path: &Path) -> bool {
-    fs::read(path)
-        .map(|b| b.starts_with(b"\x7fELF"))
-        .unwrap_or(false)
-}
-
-fn find_deb(dir: &Path) -> Option<PathBuf> {
-    let mut debs: Vec<PathBuf> = fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            name.starts_with(XEN_PACKAGE) && name.ends_with(".deb")
-        })
-        .collect();
-    debs.sort();
-    debs.pop()
-}
-
-fn download_deb(dir: &Path) -> Result<PathBuf> {
-    eprintln!(
-        "xtask: fetching {XEN_PACKAGE} with apt-get download into {}",
-        dir.display()
-    );
-    let get = || {
-        Command::new("apt-get")
-            .args(["download", "-q", XEN_PACKAGE])
-            .current_dir(dir)
-            .status()
-    };
-    let ok = matches!(get(), Ok(s) if s.success());
-    if !ok {
-        eprintln!("xtask: apt-get download failed; refreshing the package lists (apt-get update)");
-        run_status(Command::new("apt-get").args(["update", "-qq"]))
-            .map_err(|e| format!("{e}; as root run: apt-get update, then rerun"))?;
-        if !matches!(get(), Ok(s) if s.success()) {
-            return fail(&format!(
-                "apt-get download {XEN_PACKAGE} failed; this needs a Debian bookworm apt source \
-                 (the package is in bookworm and bookworm-security)"
-            ));
-        }
-    }
-    find_deb(dir).ok_or_else(|| {
-        format!(
-            "apt-get download left no {XEN_PACKAGE}*.deb in {}",
-            dir.display()
-        )
-    })
-}
-
-fn find_hypervisor_gz(boot: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = fs::read_dir(boot)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            name.starts_with("xen-4.17") && name.ends_with(".gz")
-        })
-        .collect();
-    found.sort();
-    found.pop()
-}
-
 /// Boots `opts.suite` on Xen 4.17 and parses the guest's verdicts. An `Err` means the run could
 /// not be set up; a run that went wrong is an `Ok` whose [`XenRun::failure`] says why.
 pub fn run_xen(opts: &XenOptions) -> Result<XenRun> {
@@ -415,8 +213,17 @@ pub fn run_xen(opts: &XenOptions) -> Result<XenRun> {
     })
 }
 
-pub fn cmd_xen(args: &[String]) -> Result<()> {
+/// vCPUs Xen gives dom0: one per CPU unless the extra options say `dom0_max_vcpus=N`.
+pub fn dom0_vcpus(opts: &XenOptions) -> u32 {
+    opts.extra
+        .iter()
+        .find_map(|o| o.strip_prefix("dom0_max_vcpus=")?.parse().ok())
+        .unwrap_or(opts.smp)
+}
+
+fn parse_args(args: &[String]) -> Result<Option<(XenOptions, bool)>> {
     let mut opts = XenOptions::default();
+    let mut argon = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = |name: &str| it.next().cloned().ok_or(format!("{name} needs a value"));
@@ -438,15 +245,29 @@ pub fn cmd_xen(args: &[String]) -> Result<()> {
                 }
             }
             "--guest" => opts.guest = Some(PathBuf::from(value("--guest")?)),
+            "--no-argon" => argon = false,
             "--quiet" => opts.echo = false,
             "-h" | "--help" => {
                 println!("{USAGE}");
-                return Ok(());
+                return Ok(None);
             }
             "--" => opts.extra.extend(it.by_ref().cloned()),
             other => return Err(format!("unknown xen option '{other}'\n{USAGE}")),
         }
     }
+    Ok(Some((opts, argon)))
+}
+
+pub fn cmd_xen(args: &[String]) -> Result<()> {
+    let Some((mut opts, argon)) = parse_args(args)? else {
+        return Ok(());
+    };
+    prereq::ensure_all()?;
+    let guest = match &opts.guest {
+        Some(p) => p.clone(),
+        None => build_guest()?,
+    };
+    opts.guest = Some(guest.clone());
     let run = run_xen(&opts)?;
     let secs =
         |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64()));
@@ -467,88 +288,43 @@ pub fn cmd_xen(args: &[String]) -> Result<()> {
             eprintln!("xtask: xen: FAIL {name}: {why}");
         }
     }
-    match run.failure() {
-        None => Ok(()),
-        Some(why) => Err(format!("xen run failed: {why}")),
+    let mut problems: Vec<String> = run
+        .failure()
+        .map(|why| format!("xen run failed: {why}"))
+        .into_iter()
+        .collect();
+    if argon {
+        problems.extend(compare_with_argon(&opts, &guest, &run.report)?);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LOG: &str = "(XEN) Freed 656kB init memory\n\
-        guest: Argon-test 0.1.0 up\n\
-        guest: suite tests (3 tests)\n\
-        guest: PASS start_info_magic\n\
-        guest: info xen_version 4.17\n\
-        (d0) guest: FAIL mmuext_unknown_cmds: rc for cmd 14: got -22, want -38\n\
-        guest: PASS xen_version_sane\n\
-        guest: 2 passed, 1 failed\n\
-        guest: done\n\
-        (XEN) Hardware Dom0 crashed: 'noreboot' set - not rebooting.\n";
-
-    #[test]
-    fn parses_verdicts_summary_and_done() {
-        let r = GuestReport::parse(LOG);
-        assert_eq!(r.suite.as_deref(), Some("tests"));
-        assert_eq!(
-            r.verdicts,
-            vec![
-                ("start_info_magic".to_string(), Verdict::Pass),
-                (
-                    "mmuext_unknown_cmds".to_string(),
-                    Verdict::Fail("rc for cmd 14: got -22, want -38".into())
-                ),
-                ("xen_version_sane".to_string(), Verdict::Pass),
-            ]
-        );
-        assert_eq!(r.summary, Some((2, 1)));
-        assert!(r.done);
-        assert!(r.failure().unwrap().contains("mmuext_unknown_cmds"));
+/// Runs the suite on Argon, prints the side-by-side table and returns what is wrong: a failed
+/// Argon run and every unjustified difference.
+fn compare_with_argon(
+    opts: &XenOptions,
+    guest: &std::path::Path,
+    xen: &GuestReport,
+) -> Result<Vec<String>> {
+    let justified = Justified::load()?;
+    let image = crate::build_image()?;
+    let vcpus = dom0_vcpus(opts);
+    let argon = xen_compare::run_argon(&image, guest, &opts.suite, vcpus, opts.timeout, opts.echo)?;
+    let rows = xen_compare::compare(&argon.report, xen, &justified);
+    xen_compare::print_table(&opts.suite, &rows);
+    let mut problems: Vec<String> = argon
+        .failure()
+        .map(|why| format!("argon run failed: {why}"))
+        .into_iter()
+        .collect();
+    for r in &rows {
+        if let Some(why) = r.problem() {
+            problems.push(format!("{}: {why}", r.test));
+        }
     }
-
-    #[test]
-    fn clean_log_passes_and_gaps_fail() {
-        let clean = "guest: PASS a\nguest: PASS b\nguest: 2 passed, 0 failed\nguest: done\n";
-        assert_eq!(GuestReport::parse(clean).failure(), None);
-        let no_done = "guest: PASS a\nguest: 1 passed, 0 failed\n";
-        assert!(
-            GuestReport::parse(no_done)
-                .failure()
-                .unwrap()
-                .contains("done")
-        );
-        let no_summary = "guest: PASS a\nguest: done\n";
-        assert!(
-            GuestReport::parse(no_summary)
-                .failure()
-                .unwrap()
-                .contains("summary")
-        );
-        let mismatch = "guest: PASS a\nguest: 2 passed, 0 failed\nguest: done\n";
-        assert!(
-            GuestReport::parse(mismatch)
-                .failure()
-                .unwrap()
-                .contains("PASS lines")
-        );
-        let none_ran = "guest: 0 passed, 0 failed\nguest: done\n";
-        assert!(GuestReport::parse(none_ran).failure().is_some());
-        let panic =
-            "guest: PASS a\nguest: PANIC at x.rs:1\nguest: 0 passed, 1 failed\nguest: done\n";
-        assert!(
-            GuestReport::parse(panic)
-                .failure()
-                .unwrap()
-                .contains("panicked")
-        );
-    }
-
-    #[test]
-    fn summary_parser() {
-        assert_eq!(parse_summary("14 passed, 0 failed"), Some((14, 0)));
-        assert_eq!(parse_summary("x passed, 0 failed"), None);
-        assert_eq!(parse_summary("Argon-test 0.1.0 up"), None);
-    }
+    Ok(problems)
 }

@@ -2,10 +2,15 @@
 //!
 //! | suite | contents |
 //! |---|---|
-//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`) |
+//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`), a page-table tree's life (`lifecycle`), refused requests (`reject`, `reject_pt`), exception bounces (`exceptions`), descriptor tables and emulated CR moves (`desc`) |
 //! | `smp` | secondary vCPUs, concurrent page-table updates, shootdowns, hostile batches |
 //! | `demo` | every vCPU issuing `mmu_update` batches at once, with statistics |
 //! | `crash` | a secondary vCPU faults with no handler while the others update page tables |
+//! | `mmu-stress` | perf workload: `mmu_update` scaling in three layouts, shootdown latency |
+//!
+//! A domain that is not the initial domain runs the `isolation` tests first in `tests`
+//! (`prelude`): what it may not do to domain 0, which runs beside it (Argon only: under Xen the
+//! test guest is always dom0).
 //!
 //! Each test names the spec case it checks (`xen-pv-mmu.md` §8). Every test here must pass on
 //! Xen 4.17 (the `smp` suite with as many vCPUs as Xen gives dom0).
@@ -13,10 +18,18 @@
 mod boot;
 mod crash;
 mod demo;
+mod desc;
+mod exceptions;
+mod isolation;
+mod lifecycle;
 mod mmu;
+mod ops;
+mod reject;
+mod reject_pt;
 mod smp;
 mod smp_sched;
 mod smp_tlb;
+mod stress;
 mod vcpu;
 
 use core::cell::UnsafeCell;
@@ -24,7 +37,7 @@ use core::cell::UnsafeCell;
 use crate::harness::Test;
 
 /// Suite names, for the "unknown suite" message.
-pub const NAMES: &str = "tests, smp, demo, crash";
+pub const NAMES: &str = "tests, smp, demo, crash, mmu-stress";
 
 /// `[Test]` entries named after their functions.
 macro_rules! tests {
@@ -49,6 +62,46 @@ static TESTS: &[Test] = &tests![
     mmu::update_va_mapping_alias,
     mmu::vm_assist_cmds,
     vcpu::vcpu_op_errors,
+    lifecycle::page_table_lifecycle,
+    reject::rw_map_pinned_table_ebusy,
+    reject::pin_l1_mapped_rw_einval,
+    reject::pin_l1_self_map,
+    reject::map_unowned_ram_ebusy,
+    reject::map_hypervisor_frame_ebusy,
+    reject::map_all_ones_frame_einval,
+    reject::map_lapic_mmio_eperm,
+    reject::mmu_update_batch_bad_cmd,
+    reject::mmuext_batch_bad_cmd,
+    reject::request_array_bad_pointer_efault,
+    reject::request_array_runs_past_lower_half,
+    reject::flush_multi_bad_mask_einval,
+    reject::bad_domain_ids_esrch,
+    reject::uvm_bad_va_einval,
+    reject::clear_page_pinned_l1_einval,
+    reject_pt::l4_xen_slots_einval,
+    reject_pt::l4_pin_overwrites_xen_slots,
+    reject_pt::l4_self_map_read_only,
+    reject_pt::linear_l2_rules,
+    reject_pt::upper_entry_bad_flags_einval,
+    reject_pt::upper_entry_level_rules,
+    exceptions::pf_unmapped_read_bounced,
+    exceptions::pf_m2p_write_bounced,
+    exceptions::pf_xen_slot_read_bounced,
+    exceptions::gp_noncanonical_load_bounced,
+    exceptions::gp_iret_noncanonical_bounced,
+    exceptions::ud_bounced,
+    exceptions::multicall_two_entries,
+    exceptions::bad_buffer_pointers_efault,
+    exceptions::unknown_hypercall_enosys,
+    desc::set_gdt_frame_not_writable,
+    desc::set_gdt_refused,
+    desc::set_gdt_validates_frame,
+    desc::update_descriptor_stores_checked_form,
+    desc::update_descriptor_refused,
+    desc::gdt_selector_loads,
+    desc::read_cr3_is_kernel_base,
+    desc::read_cr2_after_page_fault,
+    desc::write_cr3_emulated,
 ];
 
 static SMP: &[Test] = &tests![
@@ -67,9 +120,33 @@ static SMP: &[Test] = &tests![
     smp_tlb::vcpus_down,
 ];
 
+/// Run before `tests` by a domain that is not the initial domain, while domain 0 runs beside it.
+static ISOLATION: &[Test] = &tests![
+    isolation::map_foreign_frame_ebusy,
+    isolation::map_with_fd_dom0_eperm,
+    isolation::update_in_foreign_frame_einval,
+    isolation::machphys_foreign_einval,
+    isolation::pin_foreign_refused,
+    isolation::baseptr_foreign_einval,
+    isolation::update_va_mapping_foreign_ebusy,
+    isolation::remote_shutdown_and_audit_eperm,
+];
+
 static DEMO: &[Test] = &tests![demo::mmu_update_batches];
 
 static CRASH: &[Test] = &tests![crash::secondary_fault_kills_domain];
+
+static STRESS: &[Test] = &tests![stress::mmu_stress];
+
+/// The tests a domain runs before suite `name`: the isolation tests before `tests` in a domain
+/// that is not the initial domain (`initial`), else none.
+pub fn prelude(name: &str, initial: bool) -> &'static [Test] {
+    if name == "tests" && !initial {
+        ISOLATION
+    } else {
+        &[]
+    }
+}
 
 /// The suite called `name`, with its canonical name.
 pub fn by_name(name: &[u8]) -> Option<(&'static str, &'static [Test])> {
@@ -78,6 +155,7 @@ pub fn by_name(name: &[u8]) -> Option<(&'static str, &'static [Test])> {
         b"smp" => Some(("smp", SMP)),
         b"demo" => Some(("demo", DEMO)),
         b"crash" => Some(("crash", CRASH)),
+        b"mmu-stress" => Some(("mmu-stress", STRESS)),
         _ => None,
     }
 }

@@ -116,10 +116,8 @@ pub fn stale_writable_retyped(_env: &Env) -> Outcome {
             }
             barrier(n)?;
             // SAFETY: word `id` of frame F, mapped writable just above; 0 keeps F a valid L1.
-            ensure!(
-                unsafe { probe_write(va, 0) },
-                "vCPU {id} cannot write F, round {r}"
-            );
+            let wrote = unsafe { probe_write(va, 0) };
+            ensure!(wrote, "vCPU {id} cannot write F, round {r}");
             // Every vCPU keeps its TLB until its probe below (hot barriers, as in `shootdown`).
             barrier_hot(n)?;
             if id == a {

@@ -41,6 +41,9 @@ pub enum MmError {
     BadFlags,
     /// PWT/PCD/PAT in an L1 entry of a domain without I/O capabilities.
     CacheAttr,
+    /// Cache attributes other than write-back in an L1 entry mapping a special page (a
+    /// hypervisor page shared with the guest, such as shared_info).
+    SpecialPageCacheAttr,
     /// PSE in an L2/L3 entry: no PV superpages (XSA-148).
     Superpage,
     /// L4 slots 256..=271 belong to the hypervisor.
@@ -66,9 +69,12 @@ pub enum MmError {
     LinearChain,
     /// A table would be the target of more than 32768 linear entries.
     LinearOverflow,
+    /// A descriptor frame holds a descriptor a PV guest may not have (`desc::check`).
+    BadDescriptor,
 }
 
 const EPERM: i64 = 1;
+const EACCES: i64 = 13;
 const EBUSY: i64 = 16;
 const EINVAL: i64 = 22;
 
@@ -77,6 +83,7 @@ impl MmError {
     pub const fn errno(self) -> i64 {
         match self {
             MmError::MmioDenied => EPERM,
+            MmError::SpecialPageCacheAttr => EACCES,
             MmError::FrameBusy | MmError::WritableBusy | MmError::FrameInUse => EBUSY,
             MmError::BadMfn
             | MmError::NotAllocated
@@ -101,7 +108,8 @@ impl MmError {
             | MmError::LinearWritable
             | MmError::LinearTarget
             | MmError::LinearChain
-            | MmError::LinearOverflow => EINVAL,
+            | MmError::LinearOverflow
+            | MmError::BadDescriptor => EINVAL,
         }
     }
 }

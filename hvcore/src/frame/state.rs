@@ -26,8 +26,10 @@ pub const VALIDATED_BIT: u64 = 1 << 43;
 pub const PINNED_BIT: u64 = 1 << 44;
 /// Allocated flag: bit 45.
 pub const ALLOCATED_BIT: u64 = 1 << 45;
-/// Spare bits 46..=47: always zero; a word with them set does not decode.
-pub const SPARE_MASK: u64 = 0x3 << 46;
+/// Non-coherent flag: bit 46 (Xen's `PGT_non_coherent`, XSA-402).
+pub const NON_COHERENT_BIT: u64 = 1 << 46;
+/// Spare bit 47: always zero; a word with it set does not decode.
+pub const SPARE_MASK: u64 = 0x1 << 47;
 /// Owner domain id: bits 48..=63.
 pub const OWNER_SHIFT: u32 = 48;
 /// Owner field mask (in place).
@@ -43,13 +45,14 @@ pub const GENERAL_MAX: u32 = (GENERAL_MASK >> GENERAL_SHIFT) as u32 - 1;
 /// Highest type count ever stored (same rule as [`GENERAL_MAX`]).
 pub const TYPE_COUNT_MAX: u32 = (TYPE_COUNT_MASK >> TYPE_COUNT_SHIFT) as u32 - 1;
 
-const FIELDS: [u64; 8] = [
+const FIELDS: [u64; 9] = [
     GENERAL_MASK,
     TYPE_COUNT_MASK,
     TYPE_MASK,
     VALIDATED_BIT,
     PINNED_BIT,
     ALLOCATED_BIT,
+    NON_COHERENT_BIT,
     SPARE_MASK,
     OWNER_MASK,
 ];
@@ -85,14 +88,18 @@ const _: () = assert!((PageType::Writable as u64) < (TYPE_MASK >> TYPE_SHIFT));
 /// | 43    | validated `V` | contents audited for `T` (L1–L4: every present entry holds its child references) |
 /// | 44    | pinned | the guest's pin holds one `C` and one `G` |
 /// | 45    | allocated | the allocation reference (one `G`) is held: the frame belongs to `owner` |
-/// | 46–47 | spare | zero |
+/// | 46    | non-coherent | a writable mapping with a memory type the CPUs do not snoop (WC) existed: the frame's cache lines are flushed before it next takes a type other than writable (XSA-402) |
+/// | 47    | spare | zero |
 /// | 48–63 | owner | `domid_t` of the owner; meaningful while `G > 0` |
 ///
-/// This is DESIGN.md §5's packing. No "validation in progress" bit is needed: `C ≥ 1` with `V`
-/// clear is that state (exactly one holder is validating, de-validating or finishing a type
-/// change; every other taker of the same type waits, every other type fails). The free state is
-/// the all-zero word. The owner sits in the same word as the counts so that "is this frame
-/// mine, and take a reference" is one compare-and-swap.
+/// This is DESIGN.md §5's packing, with spare bit 46 taken for the non-coherent flag. No
+/// "validation in progress" bit is needed: `C ≥ 1` with `V` clear is that state (exactly one
+/// holder is validating, de-validating or finishing a type change; every other taker of the
+/// same type waits, every other type fails). The free state is the all-zero word, so freeing a
+/// frame forgets its non-coherent flag. The owner sits in the same word as the counts so that
+/// "is this frame mine, and take a reference" is one compare-and-swap. The non-coherent flag
+/// is set only while a writable type reference is held and cleared by the CAS that next
+/// publishes another type (see `typed`).
 ///
 /// Invariants the frame table keeps (and `audit` checks): `G ≥ C + allocated`;
 /// `pinned ⇒ C ≥ 1` and `T` is a page-table type; `G == 0 ⇔` the word is 0.
@@ -104,6 +111,7 @@ pub struct FrameState {
     validated: bool,
     pinned: bool,
     allocated: bool,
+    non_coherent: bool,
     owner: DomId,
 }
 
@@ -116,6 +124,7 @@ impl FrameState {
         validated: false,
         pinned: false,
         allocated: false,
+        non_coherent: false,
         owner: 0,
     };
 
@@ -138,6 +147,7 @@ impl FrameState {
             validated: word & VALIDATED_BIT != 0,
             pinned: word & PINNED_BIT != 0,
             allocated: word & ALLOCATED_BIT != 0,
+            non_coherent: word & NON_COHERENT_BIT != 0,
             owner: ((word & OWNER_MASK) >> OWNER_SHIFT) as DomId,
         })
     }
@@ -151,6 +161,11 @@ impl FrameState {
             | if self.validated { VALIDATED_BIT } else { 0 }
             | if self.pinned { PINNED_BIT } else { 0 }
             | if self.allocated { ALLOCATED_BIT } else { 0 }
+            | if self.non_coherent {
+                NON_COHERENT_BIT
+            } else {
+                0
+            }
             | (self.owner as u64) << OWNER_SHIFT
     }
 
@@ -177,6 +192,10 @@ impl FrameState {
     /// Allocated flag.
     pub const fn allocated(self) -> bool {
         self.allocated
+    }
+    /// Non-coherent flag (XSA-402).
+    pub const fn non_coherent(self) -> bool {
+        self.non_coherent
     }
     /// Owner domain id.
     pub const fn owner(self) -> DomId {
@@ -215,6 +234,11 @@ impl FrameState {
     /// With the allocated flag.
     pub const fn with_allocated(mut self, v: bool) -> Self {
         self.allocated = v;
+        self
+    }
+    /// With the non-coherent flag.
+    pub const fn with_non_coherent(mut self, v: bool) -> Self {
+        self.non_coherent = v;
         self
     }
     /// With owner `owner`.

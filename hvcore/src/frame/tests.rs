@@ -17,7 +17,7 @@ const OWNER_EDGES: [u16; 6] = [0, 1, 0x7FEF, 0x7FF0, 0xAAAA, u16::MAX];
 /// Every combination of type, flags, edge counts and edge owners.
 fn all_edge_states() -> impl Iterator<Item = FrameState> {
     PageType::ALL.into_iter().flat_map(|ty| {
-        (0u8..8).flat_map(move |flags| {
+        (0u8..16).flat_map(move |flags| {
             COUNT_EDGES.into_iter().flat_map(move |g| {
                 COUNT_EDGES.into_iter().flat_map(move |c| {
                     OWNER_EDGES.into_iter().map(move |o| {
@@ -26,6 +26,7 @@ fn all_edge_states() -> impl Iterator<Item = FrameState> {
                             .with_validated(flags & 1 != 0)
                             .with_pinned(flags & 2 != 0)
                             .with_allocated(flags & 4 != 0)
+                            .with_non_coherent(flags & 8 != 0)
                             .with_general(g)
                             .with_type_count(c)
                             .with_owner(o)
@@ -45,7 +46,7 @@ fn round_trip_every_field_combination() {
         assert_eq!(w & SPARE_MASK, 0);
         n += 1;
     }
-    assert_eq!(n, 7 * 8 * 8 * 8 * 6);
+    assert_eq!(n, 7 * 16 * 8 * 8 * 6);
 }
 
 #[test]
@@ -61,6 +62,7 @@ fn fields_land_in_their_masks_and_nowhere_else() {
         assert_eq!(w & VALIDATED_BIT != 0, s.validated());
         assert_eq!(w & PINNED_BIT != 0, s.pinned());
         assert_eq!(w & ALLOCATED_BIT != 0, s.allocated());
+        assert_eq!(w & NON_COHERENT_BIT != 0, s.non_coherent());
         assert_eq!((w & OWNER_MASK) >> OWNER_SHIFT, u64::from(s.owner()));
     }
 }
@@ -70,7 +72,7 @@ fn changing_one_field_leaves_the_others() {
     // Each setter, applied to every edge state, changes only its own field's bits.
     for s in all_edge_states() {
         let w = s.encode();
-        let cases: [(u64, u64); 7] = [
+        let cases: [(u64, u64); 8] = [
             (
                 s.with_general(GENERAL_MAX - s.general()).encode(),
                 GENERAL_MASK,
@@ -83,6 +85,10 @@ fn changing_one_field_leaves_the_others() {
             (s.with_validated(!s.validated()).encode(), VALIDATED_BIT),
             (s.with_pinned(!s.pinned()).encode(), PINNED_BIT),
             (s.with_allocated(!s.allocated()).encode(), ALLOCATED_BIT),
+            (
+                s.with_non_coherent(!s.non_coherent()).encode(),
+                NON_COHERENT_BIT,
+            ),
             (s.with_owner(!s.owner()).encode(), OWNER_MASK),
         ];
         for (changed, mask) in cases {
@@ -109,6 +115,7 @@ fn single_field_words_decode_to_that_field() {
             d.validated(),
             d.pinned(),
             d.allocated(),
+            d.non_coherent(),
             d.owner() != 0,
         ];
         assert_eq!(
@@ -127,8 +134,8 @@ fn reserved_encodings_do_not_decode() {
         None,
         "type 7 is reserved"
     );
-    assert_eq!(FrameState::decode(base | 1 << 46), None);
-    assert_eq!(FrameState::decode(base | 1 << 47), None);
+    assert_eq!(FrameState::decode(base | 1 << 47), None, "bit 47 is spare");
+    assert!(FrameState::decode(base | NON_COHERENT_BIT).is_some_and(FrameState::non_coherent));
     assert_eq!(
         FrameState::decode(GENERAL_MASK),
         None,

@@ -3,7 +3,9 @@
 //! State machine (`C` type count, `T` type, `V` validated):
 //! * `C == 0`: free to retype. Taking `want` publishes `C = 1`; if `T == want` and `V` is set
 //!   (a writable or descriptor frame whose type was never lost) the reference is usable at once,
-//!   otherwise `V` is cleared and this taker becomes the frame's validator.
+//!   otherwise `V` is cleared and this taker becomes the frame's validator (tables:
+//!   `pt::validate::promote`; descriptor frames: `desc::validate_frame`, which checks and
+//!   rewrites every descriptor; writable frames need nothing).
 //! * `C ≥ 1, V` clear: exactly one holder is validating (after a `C` 0 → 1), de-validating (its
 //!   `C` 1 → 0), or finishing a type change. Takers of the same type spin until the word
 //!   changes; takers of another type fail at once. Nobody else can hold a reference here, so the
@@ -13,9 +15,12 @@
 //! XSA-401: every safety action of a type change happens after the new type is published: the
 //! CAS to `C = 1, V` clear comes first, then [`DomainCtx::flush_retyped`], then validation, then
 //! `V` is set. A type change is reported only when `T` actually changes, with the *old* type
-//! (XSA-408). Validation and de-validation run to completion (not preemptible in this version):
-//! a failed validation releases every child reference it took and leaves the frame untyped
-//! (`C = 0, T = None`), so there is never a partial state.
+//! (XSA-408). XSA-402: the CAS that publishes any type but writable also clears the frame's
+//! non-coherent flag (set by `mark_non_coherent` while a writable WC mapping exists); if it was
+//! set, the frame's cache lines are flushed ([`DomainCtx::flush_frame_cache`]) after the retype
+//! flush and before validation. Validation and de-validation run to completion (not
+//! preemptible in this version): a failed validation releases every child reference it took and
+//! leaves the frame untyped (`C = 0, T = None`), so there is never a partial state.
 //!
 //! Deadlock freedom: a validator of level n takes only level n-1 types, writable types (L1) or
 //! already validated same-level types without waiting (linear entries), so the waits-for graph
@@ -26,9 +31,12 @@
 //! a non-last drop is Release (the holder's entry updates happen-before de-validation reads
 //! them); the last drop starts with an Acquire (a fence for writable types, the `V`-clearing
 //! CAS for tables) and publishes `C == 0` with Release after writing the stamp Relaxed. Spin and
-//! seed loads are Relaxed: a successful Acquire CAS always follows.
+//! seed loads are Relaxed: a successful Acquire CAS always follows. The non-coherent flag is set
+//! with a Relaxed `fetch_or`: it publishes no data, and RMWs of the word never lose it.
 
-use super::{FrameTable, MmError, PageType, TYPE_COUNT_ONE, VALIDATED_BIT, decode, owned};
+use super::{
+    FrameTable, MmError, NON_COHERENT_BIT, PageType, TYPE_COUNT_ONE, VALIDATED_BIT, decode, owned,
+};
 use crate::domain::{DomainCtx, TypeChange};
 use crate::mem::{Mfn, PhysMem};
 use crate::pt;
@@ -36,8 +44,9 @@ use crate::sync::{Ordering, fence, spin_loop};
 
 impl FrameTable<'_> {
     /// Take a type reference of type `want` on `mfn`; the caller already holds a general
-    /// reference. Validates an L1–L4 table on its first typed reference (other takers wait),
-    /// calling `ctx.flush_retyped` first if the type changed. `ctx` is the domain whose page
+    /// reference. Validates an L1–L4 table or a descriptor frame (`desc::validate_frame`) on its
+    /// first typed reference (other takers wait), calling `ctx.flush_retyped` first if the type
+    /// changed. `ctx` is the domain whose page
     /// tables are being validated (the owner of `mfn` for L1–L4).
     pub fn get_page_type<M, C>(
         &self,
@@ -53,7 +62,8 @@ impl FrameTable<'_> {
         if want == PageType::None {
             return Err(MmError::BadType);
         }
-        if want.level().is_some() && mfn.index().is_none_or(|i| i >= mem.frames()) {
+        let validates = want.level().is_some() || want == PageType::SegDesc;
+        if validates && mfn.index().is_none_or(|i| i >= mem.frames()) {
             return Err(MmError::BadMfn);
         }
         let info = self.info(mfn)?;
@@ -82,7 +92,11 @@ impl FrameTable<'_> {
                 if s.ty() == want && s.validated() {
                     s.inc_type()?
                 } else {
-                    s.inc_type()?.with_type(want).with_validated(false)
+                    // Any type but writable clears the non-coherent flag (we flush below).
+                    s.inc_type()?
+                        .with_type(want)
+                        .with_validated(false)
+                        .with_non_coherent(s.non_coherent() && want == PageType::Writable)
                 }
             } else if s.ty() != want {
                 return Err(MmError::TypeMismatch);
@@ -130,8 +144,19 @@ impl FrameTable<'_> {
             };
             ctx.flush_retyped(change);
         }
+        // XSA-402: the flag was cleared by our CAS; flush after the retype flush (no stale
+        // writable mapping is left to dirty the lines again) and before validation reads them.
+        if prev.non_coherent() && !next.non_coherent() {
+            ctx.flush_frame_cache(mfn);
+        }
         if let Some(level) = want.level()
             && let Err(e) = pt::validate::promote(self, mem, ctx, mfn, level)
+        {
+            self.abort_type(mfn);
+            return Err(e);
+        }
+        if want == PageType::SegDesc
+            && let Err(e) = crate::desc::validate_frame(mem, mfn)
         {
             self.abort_type(mfn);
             return Err(e);
@@ -175,6 +200,18 @@ impl FrameTable<'_> {
                 Err(seen) => cur = seen,
             }
         }
+    }
+
+    /// Mark `mfn` non-coherent (XSA-402): a writable mapping of it with a memory type the CPUs
+    /// do not snoop was created. The caller holds a writable type reference, so the flag is set
+    /// while `T` is writable; the next taker of another type clears it and flushes the frame's
+    /// cache lines ([`DomainCtx::flush_frame_cache`]) before validating.
+    pub(crate) fn mark_non_coherent(&self, mfn: Mfn) {
+        let Ok(info) = self.info(mfn) else { return };
+        // Relaxed: the flag publishes no data and pairs with nothing. It travels in the state
+        // word's modification order: every later RMW of the word reads a value that has it,
+        // including the CAS that publishes another type after our writable reference is gone.
+        info.state.fetch_or(NON_COHERENT_BIT, Ordering::Relaxed);
     }
 
     /// Undo a `C = 1` we published but could not validate: the frame becomes untyped.

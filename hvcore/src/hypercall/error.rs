@@ -61,7 +61,7 @@ impl HcError {
     /// The Xen errno this error is reported as (positive; negate with `Errno::ret`).
     pub fn errno(self) -> Errno {
         match self {
-            // Every MmError maps to one of EPERM / EBUSY / EINVAL; fail closed to EINVAL.
+            // Every MmError maps to one of EPERM / EACCES / EBUSY / EINVAL; fail closed to EINVAL.
             HcError::Mm(e) => Errno::from_value(e.errno()).unwrap_or(Errno::EINVAL),
             HcError::Fault => Errno::EFAULT,
             HcError::NoSuchDomain => Errno::ESRCH,
@@ -100,6 +100,10 @@ mod tests {
     fn errnos() {
         assert_eq!(HcError::Mm(MmError::WritableBusy).errno(), Errno::EBUSY);
         assert_eq!(HcError::Mm(MmError::MmioDenied).errno(), Errno::EPERM);
+        assert_eq!(
+            HcError::Mm(MmError::SpecialPageCacheAttr).errno(),
+            Errno::EACCES
+        );
         assert_eq!(HcError::Mm(MmError::WrongOwner).errno(), Errno::EINVAL);
         assert_eq!(HcError::Fault.errno(), Errno::EFAULT);
         assert_eq!(HcError::NoSuchDomain.errno(), Errno::ESRCH);

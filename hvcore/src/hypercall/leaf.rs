@@ -59,6 +59,15 @@ impl<E: HcEnv + ?Sized> DomainCtx for LeafCtx<'_, E> {
     fn flush_retyped(&self, change: TypeChange) {
         self.table_owner.flush_retyped(change);
     }
+    fn is_special_page(&self, mfn: Mfn) -> bool {
+        self.table_owner.is_special_page(mfn)
+    }
+    fn cpu_self_snoop(&self) -> bool {
+        self.table_owner.cpu_self_snoop()
+    }
+    fn flush_frame_cache(&self, mfn: Mfn) {
+        self.table_owner.flush_frame_cache(mfn);
+    }
 }
 
 /// I/O capability for an L1 entry written into PFD's table on behalf of FD.

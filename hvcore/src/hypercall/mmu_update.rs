@@ -2,7 +2,9 @@
 //!
 //! Order of checks: the final-return call and the continuation flag (`batch::prologue`); the
 //! start address of `reqs` (`-EFAULT`); PFD (`-ESRCH`, `-EINVAL` without a vCPU 0); FD
-//! (`-ESRCH`). Each of these early failures still writes `*pdone` (Xen's `out:` path). Then,
+//! (`-ESRCH`). A bad `reqs` or a PFD that does not exist returns at once; a PFD without a vCPU 0
+//! and a bad FD write `*pdone` first (Xen's `out:` path; checked against Xen 4.17 by the guest's
+//! `reject` suite). Then,
 //! per request: read (`-EFAULT`), decode `ptr & 7` (4..7 `-ENOSYS`), XSM on first use
 //! (`-EPERM`), and the request itself:
 //!
@@ -54,12 +56,15 @@ pub fn mmu_update<E: HcEnv + ?Sized>(
         Prologue::Final(v) => return HcResult::Done(Ok(v)),
         Prologue::Run { count, done } => (count, done),
     };
-    let owners = if guest_addr_ok(reqs) {
-        let names = ForeignDom::decode(foreigndom);
-        pt_owner(env, names.pfd).and_then(|pfd| Ok((pfd, pg_owner(env, names.fd)?)))
-    } else {
-        Err(HcError::Fault)
+    if !guest_addr_ok(reqs) {
+        return HcResult::Done(Err(HcError::Fault));
+    }
+    let names = ForeignDom::decode(foreigndom);
+    let pfd = match pt_owner(env, names.pfd) {
+        Err(HcError::NoSuchDomain) => return HcResult::Done(Err(HcError::NoSuchDomain)),
+        pfd => pfd,
     };
+    let owners = pfd.and_then(|pfd| Ok((pfd, pg_owner(env, names.fd)?)));
     let (pfd, fd) = match owners {
         Ok(owners) => owners,
         Err(e) => {

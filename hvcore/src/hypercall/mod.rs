@@ -46,6 +46,7 @@ pub use env::{Base, Fault, GuestMem, HcEnv, Ldt, guest_addr_ok, guest_range_ok, 
 pub use error::{HcError, Invalid};
 pub use mmu_update::mmu_update;
 pub use mmuext::mmuext_op;
+pub use tables::new_baseptr;
 pub use uvm::{update_va_mapping, update_va_mapping_otherdomain};
 
 /// How a hypercall ended, for the dispatcher.

@@ -73,8 +73,9 @@ fn set_m2p_slot<E: HcEnv + ?Sized>(env: &E, mfn: Mfn, val: u64) {
     }
 }
 
-/// MMUEXT_NEW_BASEPTR (spec §4.3). The current base again: reload only (no reference moves).
-pub(crate) fn new_baseptr<E: HcEnv + ?Sized>(env: &mut E, mfn: Mfn) -> Result<(), HcError> {
+/// MMUEXT_NEW_BASEPTR (spec §4.3), also the emulation of a guest's `mov %reg,%cr3`. The current
+/// base again: reload only (no reference moves).
+pub fn new_baseptr<E: HcEnv + ?Sized>(env: &mut E, mfn: Mfn) -> Result<(), HcError> {
     let old = env.base(Base::Kernel);
     if old == Some(mfn) {
         env.set_base(Base::Kernel, old);

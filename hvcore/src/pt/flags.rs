@@ -1,4 +1,6 @@
-//! PTE bits and the pure per-level rules (spec §2.1–2.3, §2.8–2.9). No atomics, no state.
+//! PTE bits and the pure per-level rules (spec §2.1–2.3, §2.8–2.9), and the memory types L1
+//! cache attributes select under Xen's PV PAT (spec §6.1, for §2.4's MMIO rule). No atomics,
+//! no state.
 //!
 //! Choices: bit 62 (`_PAGE_GNTTAB` in Xen debug builds) follows release semantics — it is an
 //! ordinary AVAIL_HIGH bit a guest may set (spec case 23); NX is always allowed (every x86-64
@@ -52,6 +54,80 @@ pub const L1_CACHE_ATTR: u64 = PTE_PWT | PTE_PCD | PTE_PAT;
 /// Flags a present L1 entry may never carry: none beyond the cache attributes (G is allowed at
 /// L1, and bit 62 follows release semantics).
 pub const L1_DISALLOW: u64 = BASE_DISALLOW & !PTE_G & !L1_CACHE_ATTR;
+
+/// Xen's PAT MSR value for PV guests (`XEN_MSR_PAT`, an ABI: guests pick memory types by it).
+pub const XEN_PV_PAT: u64 = 0x0000_0501_0007_0406;
+
+/// An x86 memory type, with its architectural encoding (a PAT MSR byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum MemType {
+    /// Uncacheable.
+    Uc = 0,
+    /// Write-combining.
+    Wc = 1,
+    /// Write-through.
+    Wt = 4,
+    /// Write-protected.
+    Wp = 5,
+    /// Write-back.
+    Wb = 6,
+    /// Uncacheable, overridable by MTRRs ("UC-").
+    UcMinus = 7,
+}
+
+/// The memory type of each PAT index under [`XEN_PV_PAT`]: WB, WT, UC-, UC, WC, WP, UC, UC.
+pub const XEN_PV_PAT_TYPES: [MemType; 8] = [
+    MemType::Wb,
+    MemType::Wt,
+    MemType::UcMinus,
+    MemType::Uc,
+    MemType::Wc,
+    MemType::Wp,
+    MemType::Uc,
+    MemType::Uc,
+];
+
+/// L1 cache attributes selecting UC under [`XEN_PV_PAT`] (PAT index 3).
+pub const CACHE_UC: u64 = PTE_PCD | PTE_PWT;
+/// L1 cache attributes selecting WC under [`XEN_PV_PAT`] (PAT index 4).
+pub const CACHE_WC: u64 = PTE_PAT;
+
+const fn pat_table_matches_msr() -> bool {
+    let mut i = 0;
+    while i < 8 {
+        if XEN_PV_PAT_TYPES[i] as u64 != (XEN_PV_PAT >> (8 * i)) & 0xFF {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = assert!(pat_table_matches_msr());
+const _: () = assert!(matches!(mem_type(CACHE_UC), MemType::Uc));
+const _: () = assert!(matches!(mem_type(CACHE_WC), MemType::Wc));
+
+/// The PAT index an L1 entry selects: PAT << 2 | PCD << 1 | PWT.
+pub const fn pat_index(e: u64) -> usize {
+    ((e & PTE_PAT != 0) as usize) << 2
+        | ((e & PTE_PCD != 0) as usize) << 1
+        | (e & PTE_PWT != 0) as usize
+}
+
+/// The memory type an L1 entry selects under [`XEN_PV_PAT`].
+pub const fn mem_type(e: u64) -> MemType {
+    XEN_PV_PAT_TYPES[pat_index(e)]
+}
+
+/// XSA-154: a present L1 entry mapping MMIO may not be cacheable. Unless its memory type is
+/// UC, UC- or WC, its cache attributes are replaced by [`CACHE_UC`] (Xen's "flip").
+pub const fn force_mmio_uncacheable(e: u64) -> u64 {
+    match mem_type(e) {
+        MemType::Uc | MemType::UcMinus | MemType::Wc => e,
+        MemType::Wb | MemType::Wt | MemType::Wp => (e & !L1_CACHE_ATTR) | CACHE_UC,
+    }
+}
 
 /// Bits whose change alone takes the fast path (no reference changes): NX, AVAIL_HIGH,
 /// AVL, G, D, A, US. Never RW, P, PWT/PCD/PAT or the frame (XSA-182, XSA-154).

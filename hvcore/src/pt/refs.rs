@@ -3,7 +3,10 @@
 //!
 //! What an entry of a table `t` at level n holds:
 //! * L1 → RAM frame `f` (in the frame table): one `G` on `f`; if RW also one writable `C`.
-//!   L1 → non-RAM frame (beyond the table, I/O-capable domains only): nothing.
+//!   Cache attributes other than WB are refused for special pages; RW + WC marks `f`
+//!   non-coherent unless the CPUs self-snoop (XSA-402; the mark is not a reference).
+//!   L1 → non-RAM frame (beyond the table, I/O-capable domains only): nothing; the stored
+//!   entry is forced uncacheable unless it selects UC, UC- or WC (XSA-154).
 //! * L2–L4 → `t` itself (self-map, never RW): nothing.
 //! * L2–L4 → `f` typed level n-1 (a child): one `G` + one `C` on `f`.
 //! * L2–L4 → `f` typed level n (linear, never RW): one `G` + one `C` on `f`, plus `t`'s linear
@@ -13,7 +16,9 @@
 //! entry's type reference is held. Callers check flags (`flags::check_flags`) and adjust the
 //! entry before `take`. No atomics here beyond the frame table's own.
 
-use super::flags::{ALL_ONES_FRAME, PTE_RW, frame_of, present};
+use super::flags::{
+    ALL_ONES_FRAME, CACHE_WC, L1_CACHE_ATTR, PTE_RW, force_mmio_uncacheable, frame_of, present,
+};
 use crate::domain::DomainCtx;
 use crate::frame::{FrameTable, Level, MmError, PageType, owned};
 use crate::mem::{Mfn, PhysMem};
@@ -28,7 +33,8 @@ pub(crate) enum Origin {
     Update,
 }
 
-/// Take the references present entry `e` of table `table` (level `level`) needs.
+/// Take the references present entry `e` of table `table` (level `level`) needs. Returns the
+/// value to store: `e`, except that an MMIO leaf has its memory type forced uncacheable.
 pub(crate) fn take<M, C>(
     ft: &FrameTable<'_>,
     mem: &M,
@@ -37,7 +43,7 @@ pub(crate) fn take<M, C>(
     level: Level,
     e: u64,
     origin: Origin,
-) -> Result<(), MmError>
+) -> Result<u64, MmError>
 where
     M: PhysMem + ?Sized,
     C: DomainCtx + ?Sized,
@@ -45,18 +51,18 @@ where
     debug_assert!(present(e));
     match level.lower() {
         None => take_leaf(ft, mem, ctx, e, origin),
-        Some(lower) => take_upper(ft, mem, ctx, table, level, lower, e),
+        Some(lower) => take_upper(ft, mem, ctx, table, level, lower, e).map(|()| e),
     }
 }
 
-/// L1 leaf rules (spec §2.4).
+/// L1 leaf rules (spec §2.4); returns the value to store.
 fn take_leaf<M, C>(
     ft: &FrameTable<'_>,
     mem: &M,
     ctx: &C,
     e: u64,
     origin: Origin,
-) -> Result<(), MmError>
+) -> Result<u64, MmError>
 where
     M: PhysMem + ?Sized,
     C: DomainCtx + ?Sized,
@@ -67,9 +73,10 @@ where
     }
     let target = Mfn(frame);
     if !ft.contains(target) {
-        // Not RAM: MMIO, only with I/O capabilities, and no references are taken.
+        // Not RAM: MMIO, only with I/O capabilities, never cacheable (XSA-154), and no
+        // references are taken.
         return if ctx.has_io_caps() {
-            Ok(())
+            Ok(force_mmio_uncacheable(e))
         } else {
             Err(MmError::MmioDenied)
         };
@@ -90,7 +97,19 @@ where
             _ => MmError::WritableBusy,
         });
     }
-    Ok(())
+    if e & L1_CACHE_ATTR != 0 && ctx.is_special_page(target) {
+        // Hypervisor pages shared with guests are mapped write-back only (step 6).
+        if e & PTE_RW != 0 {
+            owned(ft.put_page_type(mem, target));
+        }
+        owned(ft.put_page(target));
+        return Err(MmError::SpecialPageCacheAttr);
+    }
+    if e & (L1_CACHE_ATTR | PTE_RW) == CACHE_WC | PTE_RW && !ctx.cpu_self_snoop() {
+        // XSA-402: writes through this mapping may bypass the caches (step 7).
+        ft.mark_non_coherent(target);
+    }
+    Ok(e)
 }
 
 /// L2–L4 rules (spec §2.5): a child of the next lower level, else the linear rule.

@@ -7,7 +7,8 @@
 //!    `mod_entry` takes and drops these itself; the table must already be validated (it never
 //!    validates a table, and an unvalidated frame is plain data to the hypercall layer).
 //! 2. Read the old entry. If old and new differ only in fast-path bits, CAS old → new; done.
-//! 3. Otherwise take the new entry's references, then CAS old → new.
+//! 3. Otherwise take the new entry's references, then CAS old → new (an MMIO leaf may come back
+//!    from taking with its memory type forced uncacheable: that value is what is stored).
 //! 4. CAS lost (another updater, or the CPU setting A/D): drop what step 3 took, retry from 2
 //!    with the value found.
 //! 5. CAS won: drop the references of the value actually replaced.
@@ -121,7 +122,7 @@ impl FrameTable<'_> {
             } else {
                 new
             };
-            let done = |fast_path, released| EntryUpdate {
+            let done = |val, fast_path, released| EntryUpdate {
                 table,
                 level,
                 index,
@@ -132,16 +133,19 @@ impl FrameTable<'_> {
             };
             if is_fast_path(old, val) {
                 match mem.cas_entry(table, index, old, val) {
-                    Ok(()) => return Ok(done(true, None)),
+                    Ok(()) => return Ok(done(val, true, None)),
                     Err(seen) => {
                         old = seen;
                         continue;
                     }
                 }
             }
-            if present(val) {
-                refs::take(self, mem, ctx, table, level, val, Origin::Update)?;
-            }
+            // `take` may force an MMIO leaf uncacheable: store what it returns.
+            let val = if present(val) {
+                refs::take(self, mem, ctx, table, level, val, Origin::Update)?
+            } else {
+                val
+            };
             #[cfg(not(loom_mutant = "entry_blind_write"))]
             let r = mem.cas_entry(table, index, old, val);
             // Mutant (caught by loom-tests entry_update_*): the entry is stored, not CASed.
@@ -153,7 +157,7 @@ impl FrameTable<'_> {
             match r {
                 Ok(()) => {
                     let released = refs::drop(self, mem, table, level, old);
-                    return Ok(done(false, released));
+                    return Ok(done(val, false, released));
                 }
                 Err(seen) => {
                     refs::drop(self, mem, table, level, val);

@@ -21,7 +21,8 @@ fn skipped(level: Level, index: usize) -> bool {
 }
 
 /// Validate `mfn` as a table of `level`: take every present entry's references, adjusting
-/// entries in place. On failure every reference taken so far is dropped again.
+/// entries in place (and forcing MMIO leaves uncacheable). On failure every reference taken so
+/// far is dropped again.
 pub(crate) fn promote<M, C>(
     ft: &FrameTable<'_>,
     mem: &M,
@@ -45,12 +46,15 @@ where
         let adjusted = adjust(level, e);
         let r = check_flags(level, e, ctx.has_io_caps())
             .and_then(|()| refs::take(ft, mem, ctx, mfn, level, adjusted, Origin::Validation));
-        if let Err(err) = r {
-            unwind(ft, mem, mfn, level, i);
-            return Err(err);
-        }
-        if adjusted != e {
-            mem.write_entry(mfn, i, adjusted);
+        let stored = match r {
+            Ok(stored) => stored,
+            Err(err) => {
+                unwind(ft, mem, mfn, level, i);
+                return Err(err);
+            }
+        };
+        if stored != e {
+            mem.write_entry(mfn, i, stored);
         }
     }
     if level == Level::L4 {

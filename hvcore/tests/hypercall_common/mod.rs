@@ -79,6 +79,8 @@ pub struct FakeDom<'k> {
     pub retypes: RefCell<Vec<(TypeChange, CpuMask)>>,
     /// Called from `flush_retyped` (after recording).
     pub hook: RefCell<Option<Hook<'k>>>,
+    /// Each frame whose cache lines were flushed (XSA-402).
+    pub cache_flushes: RefCell<Vec<Mfn>>,
 }
 
 impl<'k> FakeDom<'k> {
@@ -92,6 +94,7 @@ impl<'k> FakeDom<'k> {
             times: None,
             retypes: RefCell::new(Vec::new()),
             hook: RefCell::new(None),
+            cache_flushes: RefCell::new(Vec::new()),
         }
     }
 }
@@ -122,6 +125,9 @@ impl DomainCtx for FakeDom<'_> {
             hook(change);
             *self.hook.borrow_mut() = Some(hook);
         }
+    }
+    fn flush_frame_cache(&self, mfn: Mfn) {
+        self.cache_flushes.borrow_mut().push(mfn);
     }
 }
 

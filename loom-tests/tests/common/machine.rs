@@ -261,4 +261,8 @@ impl DomainCtx for Cpu<'_> {
             );
         }
     }
+    /// No I/O capabilities, so no cache attributes and no frame is ever marked non-coherent.
+    fn flush_frame_cache(&self, mfn: Mfn) {
+        panic!("frame {mfn:?} flushed, but nothing can mark it non-coherent here");
+    }
 }
