@@ -4,7 +4,7 @@
 //! The notes live in a `PT_NOTE` segment (or `SHT_NOTE` section) with owner name
 //! [`XEN_ELFNOTE_NAME`] (`"Xen"`, NUL terminated). Each type's descriptor is either a native-size
 //! integer (entry point, hypercall page, virt base, …) or a NUL-terminated string (guest OS,
-//! loader, features, PAE mode). Parsing is the builder's job; this module only names the types.
+//! loader, features, PAE mode). This module names the types; [`crate::pv_image`] parses them.
 
 /// Owner name of Xen notes, with its terminating NUL (`namesz` = 4).
 pub const XEN_ELFNOTE_NAME: &[u8] = b"Xen\0";

@@ -2,7 +2,10 @@
 //!
 //! Everything here is a fact from Xen's public headers (`xen/include/public/`): hypercall numbers,
 //! request structures, flag values, error numbers and ELF note ids. Layouts are pinned by
-//! compile-time size and offset asserts. This crate depends on nothing and has no code paths that
+//! compile-time size and offset asserts. Beside the types, two pure functions of Xen's PV boot
+//! ABI that the domain builder needs: [`pv_image::parse`] (a kernel ELF and its Xen notes) and
+//! [`BootLayout::compute`] (the initial address space, as Xen's dom0 builder lays it out); both
+//! are host-tested in `abi/tests/`. This crate depends on nothing and has no code paths that
 //! touch hardware.
 //!
 //! Structures cross the guest boundary as bytes: each implements [`wire::Wire`], a safe
@@ -27,12 +30,15 @@
 //! | [`selectors`] | flat selectors, reserved GDT entries |
 //! | [`layout`] | hypervisor hole, M2P, Xen L4 slots, `XEN_MSR_PAT` |
 //! | [`elfnote`] | `XEN_ELFNOTE_*` |
+//! | [`pv_image`] | PV kernel ELF64 + Xen notes parser: [`pv_image::parse`] → [`pv_image::Kernel`], [`ElfError`] |
+//! | [`boot_layout`] | [`BootLayout`]: the initial virtual layout of a PV domain, [`BootLayoutError`] |
 //! | [`console_io`], [`sched`], [`vcpu_op`], [`version`], [`vm_assist`], [`memory`], [`callback`], [`segbase`] | sub-operations of the other hypercalls a PV kernel uses |
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod wire;
 
+pub mod boot_layout;
 pub mod callback;
 pub mod console_io;
 pub mod domid;
@@ -46,6 +52,7 @@ pub mod memory;
 pub mod mmu;
 pub mod mmuext;
 pub mod multicall;
+pub mod pv_image;
 pub mod regs;
 pub mod sched;
 pub mod segbase;
@@ -58,12 +65,14 @@ pub mod vcpu_op;
 pub mod version;
 pub mod vm_assist;
 
+pub use boot_layout::{BootLayout, BootLayoutError};
 pub use domid::DomId;
 pub use errno::Errno;
 pub use hypercall::{ARGON_OP_AUDIT, Hypercall};
 pub use mmu::{ForeignDom, MmuCmd, MmuUpdate};
 pub use mmuext::{MmuextCmd, MmuextOp};
 pub use multicall::MulticallEntry;
+pub use pv_image::ElfError;
 pub use regs::{CpuUserRegs, TrapInfo};
 pub use shared_info::{SharedInfo, VcpuInfo};
 pub use start_info::StartInfo;

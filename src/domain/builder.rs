@@ -1,20 +1,22 @@
 //! The PV domain builder: from a kernel ELF with Xen notes to a domain whose vCPU 0 is ready to
 //! enter the kernel, laid out like Xen 4.17's dom0 builder (`pv-boot-abi.md`, spec §6.4).
 //!
-//! Steps: parse (`elf`) → check required features → lay out (`layout`) → take `nr_pages`
-//! contiguous frames, assign them to the domain and zero them → shared_info → kernel segments →
-//! hypercall page → P2M list and M2P → start_info → bootstrap page tables (leaves P|RW|A,
-//! page-table pages P|A, upper levels P|RW|US|A|D) → validate and pin the L4 through `hvcore`
-//! like any other table → install it as vCPU 0's kernel base → vCPU 0 at the entry point.
+//! Steps: parse (`abi::pv_image`) → check required features → lay out (`abi::boot_layout`) →
+//! take `nr_pages` contiguous frames, assign them to the domain and zero them → shared_info →
+//! kernel segments → hypercall page → P2M list and M2P → start_info → bootstrap page tables
+//! (leaves P|RW|A, page-table pages P|A, upper levels P|RW|US|A|D) → validate and pin the L4
+//! through `hvcore` like any other table → install it as vCPU 0's kernel base → vCPU 0 at the
+//! entry point.
 //!
 //! Invariants: the builder is the only writer of the domain's frames until the domain runs;
 //! page-table words are written with `PhysMem` atomics; any failure gives a [`BuildError`]
 //! after `life::destroy` has released everything taken so far (the domain never existed).
 
 use abi::hypercall_page::{self, HYPERCALL_PAGE_SIZE};
+use abi::pv_image::{self, Kernel};
 use abi::shared_info::SharedInfo;
 use abi::start_info::{SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC_PAE, StartInfo};
-use abi::{Wire, elfnote};
+use abi::{BootLayout, BootLayoutError, ElfError, Wire};
 use boot::frame_alloc::FrameAllocator;
 use hvcore::domain::DomId;
 use hvcore::flush::AtomicCpuMask;
@@ -23,26 +25,10 @@ use hvcore::mem::{Mfn, PhysMem};
 use hvcore::pt::{PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, make_pte};
 
 use super::dom::{Domain, MAX_VCPUS};
-use super::elf::{self, ElfError, Kernel};
-use super::layout::{Layout, LayoutError};
 use super::machine::{FrameBox, frame_bytes};
 use super::{Hv, life};
 use crate::arch::gdt::FLAT_RING3_DS;
 use crate::pv::regs::GuestRegs;
-
-const _: () = {
-    assert!(elf::NOTE_ENTRY == elfnote::XEN_ELFNOTE_ENTRY);
-    assert!(elf::NOTE_HYPERCALL_PAGE == elfnote::XEN_ELFNOTE_HYPERCALL_PAGE);
-    assert!(elf::NOTE_VIRT_BASE == elfnote::XEN_ELFNOTE_VIRT_BASE);
-    assert!(elf::NOTE_PADDR_OFFSET == elfnote::XEN_ELFNOTE_PADDR_OFFSET);
-    assert!(elf::NOTE_XEN_VERSION == elfnote::XEN_ELFNOTE_XEN_VERSION);
-    assert!(elf::NOTE_GUEST_OS == elfnote::XEN_ELFNOTE_GUEST_OS);
-    assert!(elf::NOTE_LOADER == elfnote::XEN_ELFNOTE_LOADER);
-    assert!(elf::NOTE_PAE_MODE == elfnote::XEN_ELFNOTE_PAE_MODE);
-    assert!(elf::NOTE_FEATURES == elfnote::XEN_ELFNOTE_FEATURES);
-    assert!(elf::NOTE_INIT_P2M == elfnote::XEN_ELFNOTE_INIT_P2M);
-    assert!(elf::NOTE_SUPPORTED_FEATURES == elfnote::XEN_ELFNOTE_SUPPORTED_FEATURES);
-};
 
 /// `XENFEAT_*` bits a kernel may require: writable_page_tables (accepted; see the reply to
 /// `vm_assist`), pae_pgdir_above_4gb (always true for 64-bit), and dom0 for domain 0.
@@ -67,7 +53,7 @@ pub struct BuildSpec<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum BuildError {
     Elf(ElfError),
-    Layout(LayoutError),
+    Layout(BootLayoutError),
     /// The kernel requires `XENFEAT_*` bits Argon does not offer.
     Features(u32),
     /// Not enough free memory for `pages` frames (contiguous).
@@ -100,12 +86,12 @@ pub fn build(
     alloc: &mut FrameAllocator<'_>,
     spec: &BuildSpec<'_>,
 ) -> Result<FrameBox<Domain>, BuildError> {
-    let k = elf::parse(spec.image).map_err(BuildError::Elf)?;
+    let k = pv_image::parse(spec.image).map_err(BuildError::Elf)?;
     let offered = FEATURES_OK | if spec.privileged { FEATURE_DOM0 } else { 0 };
     if k.features_required & !offered != 0 {
         return Err(BuildError::Features(k.features_required & !offered));
     }
-    let layout = Layout::compute(k.virt_base, k.image_start, k.image_end, spec.nr_pages)
+    let layout = BootLayout::compute(k.virt_base, k.image_start, k.image_end, spec.nr_pages)
         .map_err(BuildError::Layout)?;
     if k.init_p2m.is_some() {
         warn!(
@@ -149,7 +135,7 @@ pub fn build(
 }
 
 /// Copies `data` into the domain's memory at `va` (inside the initial mapping).
-fn write_va(layout: &Layout, first_mfn: u64, va: u64, data: &[u8]) -> Result<(), BuildError> {
+fn write_va(layout: &BootLayout, first_mfn: u64, va: u64, data: &[u8]) -> Result<(), BuildError> {
     let mut done = 0usize;
     while done < data.len() {
         let at = va + done as u64;
@@ -173,7 +159,7 @@ fn populate(
     alloc: &mut FrameAllocator<'_>,
     dom: &mut Domain,
     k: &Kernel<'_>,
-    layout: &Layout,
+    layout: &BootLayout,
     spec: &BuildSpec<'_>,
 ) -> Result<(), BuildError> {
     let n = spec.nr_pages;
@@ -282,7 +268,7 @@ fn shared_info(
 fn start_info(
     dom: &Domain,
     k: &Kernel<'_>,
-    layout: &Layout,
+    layout: &BootLayout,
     spec: &BuildSpec<'_>,
 ) -> Result<StartInfo, BuildError> {
     let mut si = StartInfo::new();
@@ -305,7 +291,7 @@ fn start_info(
 }
 
 /// Writes the bootstrap tables for `[v_start, v_end)`; returns the L4's MFN.
-fn page_tables(hv: &Hv<'_>, dom: &Domain, layout: &Layout) -> Result<u64, BuildError> {
+fn page_tables(hv: &Hv<'_>, dom: &Domain, layout: &BootLayout) -> Result<u64, BuildError> {
     let first = dom.first_mfn;
     let pt_mfn = |i: u64| {
         layout

@@ -3,9 +3,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `elf` | pure parser of ELF64 kernels and their Xen notes |
-//! | `layout` | pure initial-layout arithmetic (Xen's dom0 builder) |
-//! | `builder` | a domain from a kernel image |
+//! | `builder` | a domain from a kernel image (parsed by `abi::pv_image`, laid out by `abi::boot_layout`) |
 //! | `dom` | `Domain`: fixed facts, shared state, dirty mask |
 //! | `vcpu` | `Vcpu` contexts and their slots' scheduling state machine |
 //! | `machine` | direct-map `PhysMem`, M2P, frame boxes, the `DomainCtx` |
@@ -17,7 +15,6 @@
 //! | `life` | destroy, audit references |
 //! | `modules` | a domain per boot module, end-of-domain report |
 //! | `once` | write-once statics |
-//! | `host_tests.rs` | host tests of `elf` and `layout`, compiled by xtask only |
 //!
 //! Life cycle: module 0 becomes domain 0 (privileged, `SIF_INITDOMAIN`), module `i` domain `i`
 //! (unprivileged). The BSP builds the domains, then starts them together, up to
@@ -33,9 +30,7 @@
 pub mod builder;
 mod cr3;
 pub mod dom;
-pub mod elf;
 pub mod flush;
-pub mod layout;
 pub mod life;
 pub mod live;
 pub mod machine;

@@ -1,5 +1,5 @@
 //! Running one vCPU on this CPU until it leaves ([`run_vcpu`]): switch it in (dirty mask, its
-//! `dirty_cpu`, CR3, segment bases, a fresh time slice), then loop — check its frame, bring the
+//! `dirty_cpu`, CR3, segment bases, x87/SSE state, a fresh time slice), then loop — check its frame, bring the
 //! CPU's copy of its GDT up to date (`pv::desc::load_gdt`) and enter it,
 //! act on why it left (hypercall, exception, user `syscall`, interrupt) — until it yields,
 //! blocks, is preempted, goes down, or its domain stops.
@@ -72,8 +72,10 @@ pub fn run_vcpu(hv: &Hv<'_>, dom: &Domain, v: usize, me: usize) -> Leave {
         vcpu.gs_base_user
     };
     pv::load_segment_bases(vcpu.fs_base, gs);
+    pv::fpu::switch_in(&vcpu.fpu);
     sched::start_slice();
     let leave = run_loop(hv, dom, v, slot, vcpu, prev, fresh);
+    pv::fpu::switch_out(&mut vcpu.fpu);
     let live = pv::guest_gs_base();
     if vcpu.kernel_mode {
         vcpu.gs_base_kernel = live;

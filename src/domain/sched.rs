@@ -147,7 +147,10 @@ pub fn push(me: usize, dom: &Domain, v: usize) {
         // Relaxed: undoes the count above.
         WAITING.fetch_sub(1, Ordering::Relaxed);
         // Cannot happen (capacity ≥ vCPUs); a lost vCPU would hang its domain, so say so.
-        error!("scheduler: every run queue is full; d{} vCPU {v} lost", dom.id);
+        error!(
+            "scheduler: every run queue is full; d{} vCPU {v} lost",
+            dom.id
+        );
         return;
     }
     let idle = IDLE.load(Ordering::SeqCst) & !(1 << me);

@@ -87,6 +87,8 @@ pub struct Vcpu {
     /// The guest's CR2: the address of the last page fault bounced to it (Xen's `ctrlreg[2]`),
     /// what an emulated `mov %cr2` reads.
     pub cr2: u64,
+    /// x87/SSE registers and the virtual CR0.TS (`pv::fpu`).
+    pub fpu: crate::pv::fpu::FpuState,
     /// Set by `sched_op`, acted on by the run loop after the hypercall.
     pub request: Request,
     console: [u8; CONSOLE_LINE],
@@ -99,6 +101,7 @@ impl Vcpu {
     pub fn reset(&mut self) {
         self.regs = GuestRegs::default();
         self.trap_table = [TrapInfo::default(); 256];
+        self.fpu.reset(None);
         self.kernel_mode = false;
         self.kernel_ss = 0;
         self.kernel_sp = 0;

@@ -95,6 +95,10 @@ fn call(c: &mut Call<'_, '_>, nr: u64, a: [u64; 5]) -> Outcome {
         Hypercall::SetGdt => ret(desc::set_gdt(c, a0, a1)),
         Hypercall::MmuUpdate => mmu_ret(mmu::mmu_update(c, a0, a1, a2, a3), c, nr, nested),
         Hypercall::StackSwitch => ret(traps::stack_switch(c, a0, a1)),
+        Hypercall::FpuTaskswitch => {
+            super::fpu::taskswitch(&mut c.vcpu().fpu, a0 != 0);
+            ret(Ok(0))
+        }
         Hypercall::SetCallbacks => ret(traps::set_callbacks(c, a0, a1, a2)),
         Hypercall::UpdateDescriptor => ret(desc::update_descriptor(c, a0, a1)),
         Hypercall::MemoryOp => ret(ops::memory_op(c, a0, a1)),

@@ -28,10 +28,10 @@ use hvcore::mem::Mfn;
 
 use super::guestmem::GuestMem;
 use super::hypercall::Call;
-use crate::domain::{Hv, live};
 use crate::domain::dom::Domain;
 use crate::domain::machine::{DirectMem, HvCtx};
 use crate::domain::vcpu::{Vcpu, VcpuStats};
+use crate::domain::{Hv, live};
 
 /// The environment of one MMU hypercall.
 pub struct Env<'c, 'h> {

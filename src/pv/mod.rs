@@ -12,6 +12,7 @@
 //! | `vcpu_op` | `vcpu_op`: initialise, up, down, is_up |
 //! | `traps` | trap table, callbacks, bounce frames, `iret`, stack/segment hypercalls |
 //! | `emul` | the privileged instructions emulated on #GP (`mov` from CR2/CR3, to CR3) |
+//! | `fpu` | guest x87/SSE state switching, `fpu_taskswitch`, #NM |
 //! | `mmu` | `mmu_update` / `mmuext_op` / `update_va_mapping` |
 //! | `desc` | `set_gdt`, `update_descriptor`, the vCPUs' GDT records and their copies in the CPU GDTs |
 //!
@@ -23,6 +24,7 @@
 
 pub mod desc;
 mod emul;
+pub mod fpu;
 pub mod guestmem;
 pub mod hypercall;
 mod mmu;
@@ -119,6 +121,7 @@ pub unsafe fn cpu_init() {
         // STAR pair for this GDT), our stubs' addresses, the flag mask, and a canonical base.
         unsafe { wrmsr(msr, value) };
     }
+    fpu::cpu_init();
     // SAFETY: reading EFER has no side effects.
     let efer = unsafe { rdmsr(smp::x86::MSR_EFER) };
     // SAFETY: EFER.SCE only enables syscall/sysret, whose MSRs were just set.

@@ -24,9 +24,9 @@ use abi::version::{
 use abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, vmasst_valid_pv64};
 
 use super::hypercall::{Call, HcResult, is_self};
+use crate::domain::Scope;
 use crate::domain::live;
 use crate::domain::vcpu::Request;
-use crate::domain::Scope;
 
 const EFAULT: Errno = Errno::EFAULT;
 /// Most bytes one `console_io` write may carry.

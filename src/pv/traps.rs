@@ -39,6 +39,8 @@ const HANDLER_CLEARS: u64 = RFLAGS_TF | (1 << 14) | (1 << 16) | (1 << 17);
 const HAS_ERROR_CODE: [u64; 8] = [8, 10, 11, 12, 13, 14, 17, 21];
 /// #UD.
 const VECTOR_UD: u64 = 6;
+/// #NM (device not available): the guest used x87/SSE with its virtual CR0.TS set.
+const VECTOR_NM: u64 = 7;
 /// #GP.
 const VECTOR_GP: u64 = 13;
 /// #PF.
@@ -254,6 +256,9 @@ fn bounce(
 /// domain crashes if there is none.
 pub fn exception(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
     if vcpu.regs.vector == VECTOR_GP && super::emul::privileged_op(hv, dom, v, vcpu) {
+        return;
+    }
+    if vcpu.regs.vector == VECTOR_NM && !super::fpu::device_not_available(&mut vcpu.fpu) {
         return;
     }
     let r = vcpu.regs;

@@ -161,6 +161,8 @@ fn take_bases(c: &Call<'_, '_>, ctx: &VcpuGuestContext) -> Result<(u64, u64), Er
 fn install(vcpu: &mut Vcpu, ctx: &VcpuGuestContext) {
     let r = &ctx.user_regs;
     vcpu.reset();
+    let i387 = ctx.flags & abi::vcpu::VGCF_I387_VALID != 0;
+    vcpu.fpu.reset(i387.then_some(&ctx.fpu_ctxt));
     vcpu.regs = GuestRegs {
         rax: r.rax,
         rbx: r.rbx,

@@ -1,9 +1,8 @@
 //! Guest tests on Argon for `cargo xtask test` (QEMU, TCG): the guest kernel's `tests` suite
 //! (whose exception tests, `guest/src/suites/exceptions.rs`, check bounce frames, `iret` and
 //! XSA-7), malformed modules, and a guest that faults with no handler (the multi-vCPU guest
-//! cases are in `tests_smp`, the multi-domain ones in `tests_domains`); plus host unit tests of
-//! the hypervisor's pure ELF-note parser and layout arithmetic (`src/domain/{elf,layout}.rs`,
-//! included here because the hypervisor crate only builds for bare metal).
+//! cases are in `tests_smp`, the multi-domain ones in `tests_domains`). The parser these
+//! fixtures exercise, `abi::pv_image`, has its own host tests in `abi/tests/`.
 //!
 //! The one small PV kernel that cannot be a test of the suite, because it kills its domain
 //! (`fault-guest`), is synthesised here ([`pv_image`]): code at 0x100000, the hypercall page at
@@ -232,15 +231,3 @@ pub fn cases(guest_elf: &Path) -> Vec<Case> {
     v.extend(crate::tests_domains::cases(guest_elf));
     v
 }
-
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../src/domain/elf.rs"]
-mod elf;
-#[cfg(test)]
-#[path = "../../src/domain/host_tests.rs"]
-mod host;
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../src/domain/layout.rs"]
-mod layout;

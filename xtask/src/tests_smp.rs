@@ -141,7 +141,7 @@ const SMP_MATRIX: [(u32, u32, u32); 6] = [
 ];
 
 /// The `smp` suite's tests, in order (each must print its PASS line).
-const SMP_TESTS: [&str; 14] = [
+const SMP_TESTS: [&str; 15] = [
     "vcpus_up",
     "own_batches",
     "long_batches",
@@ -150,6 +150,7 @@ const SMP_TESTS: [&str; 14] = [
     "preemption_without_yield",
     "remote_down_up",
     "sched_block",
+    "state_survives_switches",
     "shootdown_uvmf",
     "shootdown_flush_multi",
     "stale_writable_retyped",

@@ -18,6 +18,7 @@
 mod boot;
 mod crash;
 mod demo;
+mod fpu;
 mod desc;
 mod exceptions;
 mod isolation;
@@ -48,6 +49,8 @@ macro_rules! tests {
 
 static TESTS: &[Test] = &tests![
     boot::start_info_magic,
+    fpu::sse_registers_usable,
+    fpu::fpu_taskswitch_nm_once,
     boot::start_info_nr_pages,
     boot::start_info_pt_base,
     boot::p2m_m2p_consistent,
@@ -113,6 +116,7 @@ static SMP: &[Test] = &tests![
     smp_sched::preemption_without_yield,
     smp_sched::remote_down_up,
     smp_sched::sched_block,
+    fpu::state_survives_switches,
     smp_tlb::shootdown_uvmf,
     smp_tlb::shootdown_flush_multi,
     smp_tlb::stale_writable_retyped,

@@ -1,6 +1,6 @@
 //! PV kernel images: ELF64 program headers and Xen's ELF notes, parsed as a pure function over
-//! bytes ([`parse`] → [`Kernel`]). No `unsafe`, no hardware, no dependency beyond `core`, so the
-//! host can unit-test it (xtask includes this file; see `xtask/src/tests_guest.rs`).
+//! bytes ([`parse`] → [`Kernel`]). No `unsafe`, no hardware, nothing beyond `core`; the
+//! hypervisor's domain builder calls it, and `abi/tests/pv_image.rs` tests it on synthetic images.
 //!
 //! Invariants of a [`Kernel`] that [`parse`] returns:
 //! - every PT_LOAD segment's file bytes lie inside the input, `filesz <= memsz`, and its virtual
@@ -11,37 +11,24 @@
 //!   libelf demands; every feature named in `FEATURES` is one Xen knows.
 //!
 //! Load addresses follow Xen's rule: a segment is loaded at `p_paddr + virt_base - paddr_offset`
-//! (`PADDR_OFFSET` defaults to `VIRT_BASE`, which defaults to 0). Note type numbers are those of
-//! Xen's public `elfnote.h`; `builder.rs` asserts they equal `abi::elfnote`'s.
+//! (`PADDR_OFFSET` defaults to `VIRT_BASE`, which defaults to 0). Note types are
+//! [`crate::elfnote`]'s; notes of other owners, and Xen notes above [`XEN_ELFNOTE_MAX`], are
+//! skipped.
 
-/// `XEN_ELFNOTE_ENTRY`.
-pub const NOTE_ENTRY: u32 = 1;
-/// `XEN_ELFNOTE_HYPERCALL_PAGE`.
-pub const NOTE_HYPERCALL_PAGE: u32 = 2;
-/// `XEN_ELFNOTE_VIRT_BASE`.
-pub const NOTE_VIRT_BASE: u32 = 3;
-/// `XEN_ELFNOTE_PADDR_OFFSET`.
-pub const NOTE_PADDR_OFFSET: u32 = 4;
-/// `XEN_ELFNOTE_XEN_VERSION`.
-pub const NOTE_XEN_VERSION: u32 = 5;
-/// `XEN_ELFNOTE_GUEST_OS`.
-pub const NOTE_GUEST_OS: u32 = 6;
-/// `XEN_ELFNOTE_LOADER`.
-pub const NOTE_LOADER: u32 = 8;
-/// `XEN_ELFNOTE_PAE_MODE`.
-pub const NOTE_PAE_MODE: u32 = 9;
-/// `XEN_ELFNOTE_FEATURES`.
-pub const NOTE_FEATURES: u32 = 10;
-/// `XEN_ELFNOTE_INIT_P2M`.
-pub const NOTE_INIT_P2M: u32 = 15;
-/// `XEN_ELFNOTE_SUPPORTED_FEATURES`.
-pub const NOTE_SUPPORTED_FEATURES: u32 = 17;
+use crate::elfnote::{
+    XEN_ELFNOTE_ENTRY, XEN_ELFNOTE_FEATURES, XEN_ELFNOTE_GUEST_OS, XEN_ELFNOTE_HYPERCALL_PAGE,
+    XEN_ELFNOTE_INIT_P2M, XEN_ELFNOTE_LOADER, XEN_ELFNOTE_MAX, XEN_ELFNOTE_NAME,
+    XEN_ELFNOTE_PADDR_OFFSET, XEN_ELFNOTE_PAE_MODE, XEN_ELFNOTE_SUPPORTED_FEATURES,
+    XEN_ELFNOTE_VIRT_BASE, XEN_ELFNOTE_XEN_VERSION,
+};
+use crate::layout::PAGE_SIZE;
 
 /// Most PT_LOAD segments a kernel may have.
 pub const MAX_SEGMENTS: usize = 16;
 /// Most program headers looked at.
 const MAX_PHDRS: u16 = 64;
-const PAGE: u64 = 4096;
+/// Xen note types kept (`0..=XEN_ELFNOTE_MAX`).
+const NOTE_SLOTS: usize = XEN_ELFNOTE_MAX as usize + 1;
 
 /// Feature names of the `FEATURES` note, by `XENFEAT_*` bit (Xen's libelf list).
 const FEATURE_NAMES: [(&str, u32); 7] = [
@@ -197,8 +184,8 @@ fn slice(b: &[u8], off: u64, len: u64) -> Option<&[u8]> {
 #[derive(Default)]
 struct Notes<'a> {
     any: bool,
-    ints: [Option<u64>; 18],
-    strs: [Option<&'a [u8]>; 18],
+    ints: [Option<u64>; NOTE_SLOTS],
+    strs: [Option<&'a [u8]>; NOTE_SLOTS],
 }
 
 /// A string descriptor up to its first NUL.
@@ -230,7 +217,7 @@ fn scan_notes<'a>(mut b: &'a [u8], notes: &mut Notes<'a>) -> Result<(), ElfError
         let desc = b
             .get(name_end..name_end + descsz as usize)
             .ok_or(ElfError::BadNote)?;
-        if name == b"Xen\0" || name == b"Xen" {
+        if name == XEN_ELFNOTE_NAME || name == b"Xen" {
             notes.any = true;
             if let Some(slot) = notes.strs.get_mut(kind as usize) {
                 *slot = Some(desc);
@@ -349,20 +336,23 @@ pub fn parse(b: &[u8]) -> Result<Kernel<'_>, ElfError> {
     if !notes.any {
         return Err(ElfError::NoXenNotes);
     }
-    if !notes.string(NOTE_LOADER).starts_with(b"generic")
-        && !notes.string(NOTE_GUEST_OS).starts_with(b"linux")
+    if !notes.string(XEN_ELFNOTE_LOADER).starts_with(b"generic")
+        && !notes.string(XEN_ELFNOTE_GUEST_OS).starts_with(b"linux")
     {
         return Err(ElfError::UnsupportedLoader);
     }
-    if !notes.string(NOTE_XEN_VERSION).starts_with(b"xen-3.0") {
+    if !notes
+        .string(XEN_ELFNOTE_XEN_VERSION)
+        .starts_with(b"xen-3.0")
+    {
         return Err(ElfError::UnsupportedXenVersion);
     }
-    let (required, _) = parse_features(notes.string(NOTE_FEATURES))?;
+    let (required, _) = parse_features(notes.string(XEN_ELFNOTE_FEATURES))?;
     // SUPPORTED_FEATURES only says what the kernel can use; read it so a bad size is refused.
-    notes.int(NOTE_SUPPORTED_FEATURES)?;
+    notes.int(XEN_ELFNOTE_SUPPORTED_FEATURES)?;
 
-    let virt_base = notes.int(NOTE_VIRT_BASE)?.unwrap_or(0);
-    let paddr_offset = notes.int(NOTE_PADDR_OFFSET)?.unwrap_or(virt_base);
+    let virt_base = notes.int(XEN_ELFNOTE_VIRT_BASE)?.unwrap_or(0);
+    let paddr_offset = notes.int(XEN_ELFNOTE_PADDR_OFFSET)?.unwrap_or(virt_base);
     let shift = virt_base.wrapping_sub(paddr_offset);
     // Modular, as in Xen: PADDR_OFFSET may exceed VIRT_BASE. A range that wraps is refused.
     let image_start = pstart.wrapping_add(shift);
@@ -373,15 +363,15 @@ pub fn parse(b: &[u8]) -> Result<Kernel<'_>, ElfError> {
     for s in segments[..nr_segments].iter_mut() {
         s.va = s.va.wrapping_add(shift);
     }
-    let entry = notes.int(NOTE_ENTRY)?.unwrap_or(e_entry);
+    let entry = notes.int(XEN_ELFNOTE_ENTRY)?.unwrap_or(e_entry);
     if !(image_start..image_end).contains(&entry) {
         return Err(ElfError::EntryOutsideImage);
     }
-    let hypercall_page = notes.int(NOTE_HYPERCALL_PAGE)?;
+    let hypercall_page = notes.int(XEN_ELFNOTE_HYPERCALL_PAGE)?;
     if let Some(hp) = hypercall_page
-        && (hp % PAGE != 0
+        && (hp % PAGE_SIZE != 0
             || hp < image_start
-            || hp.checked_add(PAGE).is_none_or(|e| e > image_end))
+            || hp.checked_add(PAGE_SIZE).is_none_or(|e| e > image_end))
     {
         return Err(ElfError::BadHypercallPage);
     }
@@ -391,11 +381,11 @@ pub fn parse(b: &[u8]) -> Result<Kernel<'_>, ElfError> {
         hypercall_page,
         image_start,
         image_end,
-        guest_os: notes.string(NOTE_GUEST_OS),
+        guest_os: notes.string(XEN_ELFNOTE_GUEST_OS),
         features_required: required,
-        init_p2m: notes.int(NOTE_INIT_P2M)?,
+        init_p2m: notes.int(XEN_ELFNOTE_INIT_P2M)?,
         pae: {
-            let pae = notes.string(NOTE_PAE_MODE);
+            let pae = notes.string(XEN_ELFNOTE_PAE_MODE);
             pae.starts_with(b"yes") || pae.starts_with(b"bimodal")
         },
         segments,

@@ -1,36 +1,37 @@
 //! The initial virtual layout of a PV domain, computed the way Xen 4.17's dom0 builder does
 //! (`pv-boot-abi.md`, spec §6.4): a pure function of the kernel's addresses and the domain size.
-//! No `unsafe`, no hardware (host-tested through xtask, like `elf.rs`).
+//! No `unsafe`, no hardware, nothing beyond `core`; the hypervisor's domain builder calls it, and
+//! `abi/tests/boot_layout.rs` tests it against the arrangement Xen prints.
 //!
 //! From `v_start` (= VIRT_BASE), 4 KiB aligned and packed in this order: kernel image, P2M list
 //! (8 bytes per page), start_info (one page, with dom0's console info after it), bootstrap page
 //! tables (L4, then L3s, L2s and L1s covering the whole region), one boot-stack page. The region
 //! ends at `v_end`, the first 4 MiB boundary at least 512 KiB past the stack. Pseudo-physical
 //! page `n` is mapped at `v_start + n * 4 KiB`; the region must fit in the domain's pages and in
-//! one half of the canonical address space, outside the hypervisor's hole.
+//! one half of the canonical address space, outside the hypervisor's hole
+//! ([`crate::layout`]).
 //!
-//! Invariant of a returned [`Layout`]: `v_start <= kernel_start < kernel_end <= p2m < start_info
-//! < pt_start < stack < v_end`, all but the kernel bounds page aligned, `1 + nr_l3 + nr_l2 + nr_l1
-//! <= nr_pt_frames`, and `(v_end - v_start) / 4 KiB <= nr_pages`.
+//! Invariant of a returned [`BootLayout`]: `v_start <= kernel_start < kernel_end <= p2m <
+//! start_info < pt_start < stack < v_end`, all but the kernel bounds page aligned, `1 + nr_l3 +
+//! nr_l2 + nr_l1 <= nr_pt_frames`, and `(v_end - v_start) / 4 KiB <= nr_pages`.
 
-const PAGE: u64 = 4096;
+use crate::layout::{HYPERVISOR_VIRT_END, LOWER_HALF_END, PAGE_SIZE as PAGE};
+use crate::start_info::START_INFO_SIZE;
+
 const MIB4: u64 = 4 << 20;
-/// start_info (1168 bytes) plus dom0's `dom0_vga_console_info` (40 bytes), as Xen reserves.
-const START_INFO_BYTES: u64 = 1168 + 40;
-/// Lowest address of the upper canonical half that belongs to guests (above the hypervisor hole).
-const UPPER_GUEST_START: u64 = 0xFFFF_8800_0000_0000;
-const LOWER_HALF_END: u64 = 1 << 47;
+/// start_info plus dom0's `dom0_vga_console_info` (40 bytes), as Xen reserves.
+const START_INFO_BYTES: u64 = START_INFO_SIZE as u64 + 40;
 
 /// Why a domain cannot be laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayoutError {
+pub enum BootLayoutError {
     /// The region would wrap, leave its canonical half or enter the hypervisor's hole.
     BadRange,
     /// The region needs `needed` pages; the domain has `have`.
     TooSmall { needed: u64, have: u64 },
 }
 
-impl core::fmt::Display for LayoutError {
+impl core::fmt::Display for BootLayoutError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Self::BadRange => write!(f, "initial mapping outside the guest's address range"),
@@ -45,7 +46,7 @@ impl core::fmt::Display for LayoutError {
 
 /// Where everything of the initial address space lives (virtual addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
+pub struct BootLayout {
     /// VIRT_BASE: pseudo-physical page 0.
     pub v_start: u64,
     /// Kernel image bounds (as linked).
@@ -83,18 +84,18 @@ fn tables(lo: u64, hi: u64, shift: u32) -> u64 {
 
 /// `[lo, hi)` lies in one guest half of the canonical address space.
 fn guest_range(lo: u64, hi: u64) -> bool {
-    (hi <= LOWER_HALF_END) || (lo >= UPPER_GUEST_START && hi >= lo)
+    (hi <= LOWER_HALF_END) || (lo >= HYPERVISOR_VIRT_END && hi >= lo)
 }
 
-impl Layout {
+impl BootLayout {
     /// Lays out a domain of `nr_pages` pages for a kernel at `[kernel_start, kernel_end)`.
     pub fn compute(
         v_start: u64,
         kernel_start: u64,
         kernel_end: u64,
         nr_pages: u64,
-    ) -> Result<Layout, LayoutError> {
-        let bad = LayoutError::BadRange;
+    ) -> Result<BootLayout, BootLayoutError> {
+        let bad = BootLayoutError::BadRange;
         if !v_start.is_multiple_of(PAGE) || kernel_start < v_start || kernel_end <= kernel_start {
             return Err(bad);
         }
@@ -123,12 +124,12 @@ impl Layout {
                 }
                 let needed = (v_end - v_start) / PAGE;
                 if needed > nr_pages {
-                    return Err(LayoutError::TooSmall {
+                    return Err(BootLayoutError::TooSmall {
                         needed,
                         have: nr_pages,
                     });
                 }
-                return Ok(Layout {
+                return Ok(BootLayout {
                     v_start,
                     kernel_start,
                     kernel_end,
