@@ -82,21 +82,23 @@ pub struct Hv<'a> {
 
 impl Hv<'_> {
     /// Audits the whole frame table, counting `dom`'s out-of-table references; returns the
-    /// number of discrepancies (printing the first few when `print`), or `None` if another
-    /// audit is running. Meaningful only while no MMU operation is in flight on the frames it
+    /// number of discrepancies (printing the first few when `print`). One audit runs at a time:
+    /// a second caller spins until the first is done, so callers must not hold anything the
+    /// running audit could wait for (it waits for nothing and sends no IPIs), and should have
+    /// interrupts on. Meaningful only while no MMU operation is in flight on the frames it
     /// judges: with `Scope::Own`, only findings about frames `dom` owns count, which other
     /// running domains cannot reference (only a privileged domain maps foreign frames, and
     /// `Own` is used while the others are unprivileged or stopped).
-    pub fn audit(&self, dom: Option<&Domain>, print: bool, scope: Scope) -> Option<usize> {
+    pub fn audit(&self, dom: Option<&Domain>, print: bool, scope: Scope) -> usize {
         // Acquire: pairs with the Release below; the previous audit's scratch writes are done.
-        if self.audit_busy.swap(true, Ordering::Acquire) {
-            return None;
+        while self.audit_busy.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
         }
         let own = dom.filter(|_| scope == Scope::Own).map(|d| d.id);
         let found = self.audit_locked(dom, print, own);
         // Release: this audit's scratch writes happen-before the next audit's.
         self.audit_busy.store(false, Ordering::Release);
-        Some(found)
+        found
     }
 
     fn audit_locked(&self, dom: Option<&Domain>, print: bool, own: Option<DomId>) -> usize {
@@ -225,7 +227,7 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
         }
     }
     let (dom0_reason, leaked) = (ends.dom0_reason, ends.leaked);
-    let found = hv.audit(None, true, Scope::All).unwrap_or(usize::MAX);
+    let found = hv.audit(None, true, Scope::All);
     info!("audit: {found} discrepancies");
     flush::report();
     let lost = free_before.saturating_sub(mem.alloc.free_count());
@@ -264,7 +266,10 @@ impl Ends {
         } else {
             (Scope::All, "")
         };
-        let found = hv.audit(Some(&dom), true, scope).unwrap_or(usize::MAX);
+        // Interrupts on: a guest's audit hypercall may hold the audit meanwhile.
+        crate::cpu::ipi::interrupts_on();
+        let found = hv.audit(Some(&dom), true, scope);
+        crate::cpu::ipi::interrupts_off();
         info!("d{id}: audit at shutdown: {found} discrepancies{what}");
         self.leaked += life::destroy(hv, alloc, dom);
         if privileged {

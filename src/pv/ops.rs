@@ -243,9 +243,9 @@ pub fn memory_op(c: &mut Call<'_, '_>, cmd: u64, arg: u64) -> HcResult {
 }
 
 /// Argon's audit hypercall: the number of frame-table discrepancies (0 = consistent). Only a
-/// privileged domain may ask (`-EPERM`); one audit runs at a time (`-EBUSY` for a second). The
-/// count is only meaningful while the domain's other vCPUs make no MMU hypercalls. While other
-/// domains run, only discrepancies on the caller's own frames count (`Scope::Own`).
+/// privileged domain may ask (`-EPERM`); one audit runs at a time (a second waits for the
+/// first). The count is only meaningful while the domain's other vCPUs make no MMU hypercalls.
+/// While other domains run, only discrepancies on the caller's own frames count (`Scope::Own`).
 pub fn argon_audit(c: &mut Call<'_, '_>) -> HcResult {
     if !c.dom.privileged {
         return Err(Errno::EPERM);
@@ -255,6 +255,6 @@ pub fn argon_audit(c: &mut Call<'_, '_>) -> HcResult {
     } else {
         Scope::All
     };
-    let found = c.hv.audit(Some(c.dom), false, scope).ok_or(Errno::EBUSY)?;
+    let found = c.hv.audit(Some(c.dom), false, scope);
     Ok(found as i64)
 }
