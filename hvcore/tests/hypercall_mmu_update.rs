@@ -1,10 +1,6 @@
-//! `mmu_update` at the hypercall layer: spec §8.4 cases 44–55. The FD / PFD rules (§8.2 cases
-//! 18–21, §8.3 case 41) are in `hypercall_fd_rules.rs`.
-//!
-//! Case 55 (deferred de-validation of a replaced subtree, finished on the next call) does not
-//! apply to Argon: the core de-validates a table the moment its last type reference goes and
-//! never defers it to the vCPU (there is no `old_guest_table`), so an L4 update that drops a
-//! whole subtree returns its result at once. The test under that number checks exactly that.
+//! `mmu_update` at the hypercall layer: spec §8.4 cases 44–54. The FD / PFD rules (§8.2 cases
+//! 18–21, §8.3 case 41) are in `hypercall_fd_rules.rs`; case 55 (deferred de-validation) and
+//! the partial state's half of case 53 are in `hypercall_deferred.rs`.
 
 mod hypercall_common;
 use hypercall_common::*;
@@ -101,7 +97,11 @@ fn spec_08_47_reqs_start_address_checked_before_any_work() {
         let r = mmu_update(&mut env, bad, 1, PDONE, SELF);
         assert_eq!(r.err(), Some(HcError::Fault), "{bad:#x}");
         assert_eq!(r.ret(), Some(-14));
-        assert_eq!(env.pdone(), SENTINEL, "the early exit leaves *pdone alone (Xen 4.17)");
+        assert_eq!(
+            env.pdone(),
+            SENTINEL,
+            "the early exit leaves *pdone alone (Xen 4.17)"
+        );
     }
     // Also for a continuation: *pdone keeps its pre-loaded count.
     env.put_u32(PDONE, 5);
@@ -262,7 +262,7 @@ fn spec_08_53_descriptor_pages_and_pages_mid_validation_are_einval() {
     t.put_page_and_type(&kit.mem, Mfn(11)).unwrap();
 
     // Mid-validation: while frame 12 is being validated as an L1 (type count 1, not validated),
-    // an mmu_update on it from "another vCPU" fails. There is no partial state in Argon.
+    // an mmu_update on it from "another vCPU" fails (partial tables: `hypercall_deferred.rs`).
     let seen = Rc::new(Cell::new(None));
     let (k, seen2): (&Kit, _) = (&kit, seen.clone());
     *env.dom(D1).hook.borrow_mut() = Some(Box::new(move |change: TypeChange| {
@@ -341,33 +341,4 @@ fn spec_08_54_preempted_batch_of_10000_is_continued_transparently() {
         (ops, count, calls) = (c.ops, c.count, calls + 1);
     }
     assert_eq!((calls, env.pdone()), (2, 3));
-}
-
-#[test]
-fn spec_08_55_subtree_devalidation_is_not_deferred() {
-    let kit = kit();
-    let mut env = FakeEnv::new(&kit);
-    env.install_tree();
-    ok(env.mmu(&[req(4, 0, pte(10, PTE_P | PTE_RW))], SELF));
-    assert!(env.s(2).validated() && env.s(3).validated() && env.s(4).validated());
-    // Drop the whole L3 subtree with one L4 update: done in this call, no continuation.
-    ok(env.mmu(&[req(1, 0, 0)], SELF));
-    for f in [2, 3, 4] {
-        let s = env.s(f);
-        assert_eq!(
-            (s.type_count(), s.validated(), s.general()),
-            (0, false, 1),
-            "frame {f}"
-        );
-    }
-    assert_eq!(
-        (env.s(10).general(), env.s(10).type_count()),
-        (1, 0),
-        "leaf refs dropped"
-    );
-    assert_eq!(
-        env.flushes,
-        [([0, 1, 3].into_iter().collect(), FlushKind::Full)]
-    );
-    env.assert_clean();
 }

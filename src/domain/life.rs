@@ -4,31 +4,32 @@
 //! Destroy order (Xen's `domain_relinquish_resources`, simplified): the caller has already
 //! retired the domain (`sched`: no CPU runs its vCPUs or has its tables in CR3; other domains
 //! may run on); then (1) drop the vCPUs' base-pointer and GDT-frame references
-//! (`pv::desc::release`), (2) unpin every table the domain pinned — each unpin may
-//! de-validate a whole tree, dropping the references its entries held, (3) drop the
-//! hypervisor's type reference on shared_info, (4) release each frame's allocation reference;
-//! a frame whose last reference that was goes back to the allocator, (5) invalidate the M2P.
-//! Page-table references cannot form cycles (upper levels only point down or, linearly, at
-//! tables that contain no linear entries), so after (1)–(3) nothing but allocations remain, and
-//! a frame still referenced at (4) is a leak, reported and counted, never reused.
+//! (`pv::desc::release`) and finish their deferred de-validations, (2) unpin every table the
+//! domain pinned — each unpin may de-validate a whole tree, dropping the references its entries
+//! held, (3) drop the hypervisor's type reference on shared_info, (4) release each frame's
+//! allocation reference; a frame whose last reference that was goes back to the allocator, (5)
+//! invalidate the M2P. Page-table references cannot form cycles (upper levels only point down
+//! or, linearly, at tables that contain no linear entries), so after (1)–(3) nothing but
+//! allocations remain, and a frame still referenced at (4) is a leak, reported and counted,
+//! never reused.
 
 use abi::layout::INVALID_M2P_ENTRY;
 use abi::selectors::FIRST_RESERVED_GDT_PAGE;
 use boot::frame_alloc::FrameAllocator;
 use hvcore::audit::ExtraRef;
-use hvcore::frame::{PageType, Released};
+use hvcore::frame::{FrameTable, PageType, Released};
 use hvcore::mem::Mfn;
 
 use super::Hv;
 use super::dom::{Domain, MAX_VCPUS};
 use super::machine::FrameBox;
 
-/// References held outside page tables: at most two bases and 14 GDT frames per vCPU, and
-/// shared_info.
-pub const MAX_EXTRA: usize = (2 + FIRST_RESERVED_GDT_PAGE) * MAX_VCPUS + 1;
+/// References held outside page tables: at most two bases, a deferred de-validation and 14 GDT
+/// frames per vCPU, and shared_info.
+pub const MAX_EXTRA: usize = (3 + FIRST_RESERVED_GDT_PAGE) * MAX_VCPUS + 1;
 
 /// The domain's out-of-table references, for `FrameTable::audit`; returns how many.
-pub fn extra_refs(dom: &Domain, out: &mut [ExtraRef; MAX_EXTRA]) -> usize {
+pub fn extra_refs(ft: &FrameTable<'_>, dom: &Domain, out: &mut [ExtraRef; MAX_EXTRA]) -> usize {
     let mut n = 0;
     let mut push = |mfn: u64, ty| {
         if mfn != 0 && n < MAX_EXTRA {
@@ -42,6 +43,10 @@ pub fn extra_refs(dom: &Domain, out: &mut [ExtraRef; MAX_EXTRA]) -> usize {
     for v in &dom.vcpus {
         push(v.kernel_l4(), PageType::L4);
         push(v.user_l4(), PageType::L4);
+        // A partial table keeps its type while its de-validation is pending.
+        if let Ok(s) = ft.state(Mfn(v.old_table())) {
+            push(v.old_table(), s.ty());
+        }
         for f in v.gdt.frames() {
             push(f, PageType::SegDesc);
         }
@@ -76,6 +81,14 @@ pub fn destroy(hv: &Hv<'_>, alloc: &mut FrameAllocator<'_>, mut dom: FrameBox<Do
         }
         slot.set_kernel_l4(0);
         slot.set_user_l4(0);
+        // A deferred de-validation: finish it now, without preemption.
+        let old = slot.old_table();
+        if old != 0
+            && let Err(e) = hv.ft.devalidate(&hv.mem, Mfn(old), &mut || false)
+        {
+            error!("d{id}: finishing vCPU {v}'s deferred de-validation of {old:#x}: {e}");
+        }
+        slot.set_old_table(0);
         crate::pv::desc::release(hv, id, slot);
     }
     let range = dom.first_mfn..dom.first_mfn + dom.nr_pages;

@@ -106,7 +106,7 @@ impl Hv<'_> {
             mfn: Mfn(0),
             ty: None,
         }; life::MAX_EXTRA];
-        let n = dom.map_or(0, |d| life::extra_refs(d, &mut extra));
+        let n = dom.map_or(0, |d| life::extra_refs(&self.ft, d, &mut extra));
         let foreign_ok =
             |mapper: DomId, _owner: DomId| dom.is_some_and(|d| d.id == mapper && d.privileged);
         // SAFETY: `audit_busy` makes this the only audit running, so the scratch slice has no

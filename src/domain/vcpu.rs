@@ -23,9 +23,9 @@
 //! RMWs on the same word. `dirty_cpu` is swapped AcqRel by the CPU that loads the vCPU (before
 //! its CR3 load) and read with an AcqRel RMW by MULTI flushes (after their page-table change):
 //! whichever is first in that word's order synchronises with the other, the same argument as
-//! `hvcore::flush::cpumask`. The base and GDT mirrors are written by the context's owner and read
-//! by the audit and by `destroy` when the domain is quiescent (Relaxed: nothing else rides on
-//! them).
+//! `hvcore::flush::cpumask`. The base, deferred-table and GDT mirrors are written by the
+//! context's owner and read by the audit and by `destroy` when the domain is quiescent (Relaxed:
+//! nothing else rides on them).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -183,6 +183,8 @@ pub struct VcpuSlot {
     dirty_cpu: AtomicU32,
     kernel_l4: AtomicU64,
     user_l4: AtomicU64,
+    /// The partial table whose de-validation the vCPU owns (`HcEnv::old_table`); 0 = none.
+    old_table: AtomicU64,
     /// While `BLOCKED`: the clock time (ns) it becomes runnable again.
     wake_at: AtomicU64,
     /// Its `set_gdt` frames (`pv::desc`), a mirror like the bases.
@@ -431,5 +433,17 @@ impl VcpuSlot {
     pub fn set_user_l4(&self, mfn: u64) {
         // Relaxed: see the module head.
         self.user_l4.store(mfn, Ordering::Relaxed);
+    }
+
+    /// The table whose deferred de-validation the vCPU owns (MFN, 0 = none).
+    pub fn old_table(&self) -> u64 {
+        // Relaxed: a mirror like the bases (module head).
+        self.old_table.load(Ordering::Relaxed)
+    }
+
+    /// Records the deferred de-validation (by the context's owner, which holds its references).
+    pub fn set_old_table(&self, mfn: u64) {
+        // Relaxed: a mirror like the bases (module head).
+        self.old_table.store(mfn, Ordering::Relaxed);
     }
 }

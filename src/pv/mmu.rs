@@ -5,7 +5,8 @@
 //! This file only implements [`HcEnv`] for one hypercall of one vCPU ([`Env`]): the frame table
 //! and direct-map memory, the checked guest accessor, the calling domain's context and those of
 //! the other live domains it names (attached for the length of the call, `domain::live`), the
-//! vCPU's page-table bases and LDT record, the M2P, and flushes. Invariants it keeps for
+//! vCPU's page-table bases, deferred de-validation (`old_table`, a mirror in its `VcpuSlot`
+//! that `life::destroy` finishes) and LDT record, the M2P, and flushes. Invariants it keeps for
 //! `hvcore`:
 //! - `set_base` has switched CR3 to the new table before it returns whenever the changed base
 //!   is the one in use, so the old table may be de-validated right after; other vCPUs never
@@ -198,6 +199,15 @@ impl<'c> HcEnv for Env<'c, '_> {
             // hypervisor's slots) before calling us; it stays loaded only while it is the base.
             unsafe { crate::domain::flush::load_cr3(new << 12) };
         }
+    }
+
+    fn old_table(&self) -> Option<Mfn> {
+        let mfn = self.dom.vcpus[self.v].old_table();
+        (mfn != 0).then_some(Mfn(mfn))
+    }
+
+    fn set_old_table(&mut self, mfn: Option<Mfn>) {
+        self.dom.vcpus[self.v].set_old_table(mfn.map_or(0, |m| m.0));
     }
 
     fn ldt(&self) -> Ldt {

@@ -8,6 +8,10 @@
 //!   + pin + typed extras;
 //! * linear counter = + same-level entries `f` contains − same-level entries targeting `f`.
 //!
+//! A partial table (`frame::partial`) counts like a validated one for its entries below the
+//! cursor, and an entry whose target is partial holds that target's `G` and `C` but no linear
+//! use; the table whose de-validation a vCPU owns is one of the caller's extra references.
+//!
 //! It also reports frames both typed as non-writable and RW-mapped, mappings across owners that
 //! the caller's policy does not permit, entries of validated tables that break the level rules,
 //! and state words that break an invariant on their own. It reads a snapshot of each word once
@@ -79,20 +83,23 @@ impl FrameTable<'_> {
             let Some(s) = snapshot(&scratch[t]) else {
                 continue;
             };
-            if let Some(level) = s
-                .ty()
-                .level()
-                .filter(|_| s.type_count() > 0 && s.validated())
-            {
-                audit_table(
-                    mem,
-                    scratch,
-                    Mfn(t as u64),
-                    s,
+            let t = Mfn(t as u64);
+            // A partial table's entries below its cursor still hold their references.
+            let upto = if s.partial() {
+                self.cursor(t)
+            } else if s.type_count() > 0 && s.validated() {
+                mem.entries_per_frame()
+            } else {
+                0
+            };
+            if let Some(level) = s.ty().level().filter(|_| upto > 0) {
+                let table = Table {
+                    mfn: t,
+                    state: s,
                     level,
-                    &may_map_foreign,
-                    &mut emit,
-                );
+                    upto,
+                };
+                audit_table(mem, scratch, table, &may_map_foreign, &mut emit);
             }
         }
         for (i, slot) in scratch.iter().enumerate() {
@@ -142,8 +149,15 @@ impl FrameTable<'_> {
             };
             let mut problem = |p| emit(Finding::State { mfn, problem: p });
             let linear = self.linear_count(mfn).unwrap_or(0);
-            if s.general() == 0 && (slot.word != 0 || linear != 0) {
+            if s.general() == 0 && (slot.word != 0 || linear != 0 || self.cursor(mfn) != 0) {
                 problem(StateProblem::FreeNotClean);
+            }
+            let partial_ok = s.type_count() == 1
+                && !s.validated()
+                && !s.pinned()
+                && s.ty().level().is_some_and(|l| l != Level::L1);
+            if (s.partial() && !partial_ok) || (!s.partial() && self.cursor(mfn) != 0) {
+                problem(StateProblem::BadPartial);
             }
             if s.general() < s.type_count() + s.allocated() as u32 {
                 problem(StateProblem::GeneralBelowTyped);
@@ -151,7 +165,7 @@ impl FrameTable<'_> {
             if s.pinned() && (s.ty().level().is_none() || s.type_count() == 0) {
                 problem(StateProblem::BadPin);
             }
-            if s.type_count() > 0 && s.ty().level().is_some() && !s.validated() {
+            if s.type_count() > 0 && s.ty().level().is_some() && !s.validated() && !s.partial() {
                 problem(StateProblem::UnvalidatedTable);
             }
             if s.type_count() > 0 && s.ty() == PageType::None {
@@ -167,18 +181,34 @@ fn snapshot(slot: &AuditScratch) -> Option<FrameState> {
     FrameState::decode(slot.word)
 }
 
-/// Count the references the entries of validated table `t` hold, checking each entry.
+/// A table whose entries hold references: validated (all entries) or partial (below its
+/// cursor).
+struct Table {
+    mfn: Mfn,
+    state: FrameState,
+    level: Level,
+    upto: usize,
+}
+
+/// Count the references the entries `[0, upto)` of table `t` hold, checking each entry. The
+/// last such entry of a partial table may target a partial frame; it then owns that target's
+/// de-validation: it holds `G` and `C` but no
+/// linear use (dropped when the de-validation began).
 fn audit_table<M: PhysMem + ?Sized>(
     mem: &M,
     scratch: &mut [AuditScratch],
-    t: Mfn,
-    ts: FrameState,
-    level: Level,
+    table: Table,
     may_map_foreign: &impl Fn(DomId, DomId) -> bool,
     emit: &mut impl FnMut(Finding),
 ) {
+    let Table {
+        mfn: t,
+        state: ts,
+        level,
+        upto,
+    } = table;
     let ti = t.0 as usize;
-    for index in 0..mem.entries_per_frame() {
+    for index in 0..upto.min(mem.entries_per_frame()) {
         if level == Level::L4 && is_xen_l4_slot(index) {
             continue;
         }
@@ -224,7 +254,12 @@ fn audit_table<M: PhysMem + ?Sized>(
         if let Some(lower) = level.lower() {
             scratch[xi].typed += 1;
             let validated = xs.validated() && xs.type_count() > 0;
-            if validated && xs.ty() == level.page_type() {
+            let same = xs.ty() == level.page_type();
+            // Only the entry under a partial table's cursor may own a partial target.
+            let owner = ts.partial() && index + 1 == upto;
+            if owner && xs.partial() && (same || xs.ty() == lower.page_type()) {
+                // Owned partial target (see above).
+            } else if validated && same {
                 scratch[ti].linear += 1;
                 scratch[xi].linear -= 1;
                 if writable {

@@ -73,6 +73,9 @@ pub enum StateProblem {
     UntypedReference,
     /// An extra reference's type differs from the frame's.
     ExtraTypeMismatch,
+    /// Partial without `C == 1`, with `V` or pinned set, or not an L2–L4 table; or a
+    /// de-validation cursor on a frame that is not partial.
+    BadPartial,
 }
 
 /// One discrepancy.

@@ -27,7 +27,7 @@ pub enum MmError {
     TypeMismatch,
     /// The type asked for is not one that can be taken here (`None`, or pinning a non-table).
     BadType,
-    /// The packed state word does not decode (reserved type or spare bits).
+    /// The packed state word does not decode (reserved type or a count above its cap).
     CorruptState,
     /// Pin of a frame that is already pinned.
     AlreadyPinned,
@@ -71,6 +71,11 @@ pub enum MmError {
     LinearOverflow,
     /// A descriptor frame holds a descriptor a PV guest may not have (`desc::check`).
     BadDescriptor,
+    /// The table's de-validation is under way and may last across hypercalls (it is partial):
+    /// it cannot be typed, validated or pinned until that finishes.
+    Devalidating,
+    /// `devalidate` on a frame that is not partial (a hypervisor bug; refused).
+    NotPartial,
 }
 
 const EPERM: i64 = 1;
@@ -109,7 +114,9 @@ impl MmError {
             | MmError::LinearTarget
             | MmError::LinearChain
             | MmError::LinearOverflow
-            | MmError::BadDescriptor => EINVAL,
+            | MmError::BadDescriptor
+            | MmError::Devalidating
+            | MmError::NotPartial => EINVAL,
         }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Submodules: `state` (the packed word), `types` (type and level values), `error`, `general`
 //! (allocation and general references), `typed` (type references, validation, de-validation),
-//! `pin` (pin/unpin), `linear` (the linear page-table counter).
+//! `partial` (de-validation deferred and resumed across hypercalls), `pin` (pin/unpin),
+//! `linear` (the linear page-table counter and the partial cursor).
 //!
 //! Orderings are named at each atomic. In short: a taker's successful CAS is Acquire (it pairs
 //! with the Release that published validation, the last put or the assignment); a non-last drop
@@ -25,6 +26,7 @@
 mod error;
 mod general;
 mod linear;
+mod partial;
 mod pin;
 mod state;
 mod typed;
@@ -32,9 +34,10 @@ mod types;
 
 pub use error::MmError;
 pub use general::{Assigned, Released};
+pub use partial::Devalidation;
 pub use state::{
     ALLOCATED_BIT, FrameState, GENERAL_MASK, GENERAL_MAX, GENERAL_SHIFT, NON_COHERENT_BIT,
-    OWNER_MASK, OWNER_SHIFT, PINNED_BIT, SPARE_MASK, TYPE_COUNT_MASK, TYPE_COUNT_MAX,
+    OWNER_MASK, OWNER_SHIFT, PARTIAL_BIT, PINNED_BIT, TYPE_COUNT_MASK, TYPE_COUNT_MAX,
     TYPE_COUNT_ONE, TYPE_COUNT_SHIFT, TYPE_MASK, TYPE_SHIFT, VALIDATED_BIT,
 };
 pub use types::{Level, PageType};
@@ -51,9 +54,10 @@ pub struct FrameInfo {
     /// Flush-clock stamp of the frame's last use; meaningful only while `C == 0` (or `G == 0`).
     /// A separate word, never a union with anything (XSA-280).
     pub(crate) stamp: AtomicU32,
-    /// Linear page-table counter as an `i32`: > 0 = same-level entries this table contains,
-    /// < 0 = same-level entries elsewhere that point at it. See `linear` for why it may live
-    /// outside the state word.
+    /// Linear page-table counter as an `i16` (> 0 = same-level entries this table contains,
+    /// < 0 = same-level entries elsewhere that point at it) in bits 0–15, and the cursor of a
+    /// partial de-validation in bits 16–31. See `linear` for why it may live outside the state
+    /// word.
     pub(crate) linear: AtomicU32,
 }
 
@@ -130,7 +134,9 @@ impl<'a> FrameTable<'a> {
     /// The frame's linear page-table counter (> 0 contains, < 0 is targeted).
     pub fn linear_count(&self, mfn: Mfn) -> Result<i32, MmError> {
         // Relaxed: a snapshot of a counter that publishes no data (see `linear`).
-        Ok(self.info(mfn)?.linear.load(Ordering::Relaxed) as i32)
+        Ok(linear::counter_of(
+            self.info(mfn)?.linear.load(Ordering::Relaxed),
+        ))
     }
 }
 

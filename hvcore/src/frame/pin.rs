@@ -54,6 +54,24 @@ impl FrameTable<'_> {
         M: PhysMem + ?Sized,
         C: DomainCtx + ?Sized,
     {
+        self.clear_pin(ctx, mfn)?;
+        self.put_page_and_type(mem, mfn)
+    }
+
+    /// [`Self::unpin`], with the references dropped by `put_page_and_type_deferred`: returns
+    /// the table whose de-validation the caller now owns, if the pin was its last reference.
+    pub fn unpin_deferred<M, C>(&self, mem: &M, ctx: &C, mfn: Mfn) -> Result<Option<Mfn>, MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        self.clear_pin(ctx, mfn)?;
+        self.put_page_and_type_deferred(mem, mfn)
+    }
+
+    /// Clear the pinned flag of `mfn`, which `ctx`'s domain owns; the pin's references are the
+    /// caller's to drop.
+    fn clear_pin<C: DomainCtx + ?Sized>(&self, ctx: &C, mfn: Mfn) -> Result<(), MmError> {
         let info = self.info(mfn)?;
         // Relaxed: seeds the CAS.
         let mut cur = info.state.load(Ordering::Relaxed);
@@ -75,10 +93,9 @@ impl FrameTable<'_> {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(seen) => cur = seen,
             }
         }
-        self.put_page_and_type(mem, mfn)
     }
 }

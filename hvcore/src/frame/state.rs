@@ -28,8 +28,8 @@ pub const PINNED_BIT: u64 = 1 << 44;
 pub const ALLOCATED_BIT: u64 = 1 << 45;
 /// Non-coherent flag: bit 46 (Xen's `PGT_non_coherent`, XSA-402).
 pub const NON_COHERENT_BIT: u64 = 1 << 46;
-/// Spare bit 47: always zero; a word with it set does not decode.
-pub const SPARE_MASK: u64 = 0x1 << 47;
+/// Partial flag: bit 47 (Xen's `PGT_partial`, de-validation side only; see `partial`).
+pub const PARTIAL_BIT: u64 = 1 << 47;
 /// Owner domain id: bits 48..=63.
 pub const OWNER_SHIFT: u32 = 48;
 /// Owner field mask (in place).
@@ -53,7 +53,7 @@ const FIELDS: [u64; 9] = [
     PINNED_BIT,
     ALLOCATED_BIT,
     NON_COHERENT_BIT,
-    SPARE_MASK,
+    PARTIAL_BIT,
     OWNER_MASK,
 ];
 
@@ -89,20 +89,23 @@ const _: () = assert!((PageType::Writable as u64) < (TYPE_MASK >> TYPE_SHIFT));
 /// | 44    | pinned | the guest's pin holds one `C` and one `G` |
 /// | 45    | allocated | the allocation reference (one `G`) is held: the frame belongs to `owner` |
 /// | 46    | non-coherent | a writable mapping with a memory type the CPUs do not snoop (WC) existed: the frame's cache lines are flushed before it next takes a type other than writable (XSA-402) |
-/// | 47    | spare | zero |
+/// | 47    | partial `P` | a preemptible de-validation of this L2–L4 table is under way (with `C == 1`, `V` clear): the type reference belongs to whoever owns the de-validation, its progress is the cursor kept beside the linear counter (see `partial`) |
 /// | 48–63 | owner | `domid_t` of the owner; meaningful while `G > 0` |
 ///
-/// This is DESIGN.md §5's packing, with spare bit 46 taken for the non-coherent flag. No
-/// "validation in progress" bit is needed: `C ≥ 1` with `V` clear is that state (exactly one
-/// holder is validating, de-validating or finishing a type change; every other taker of the
-/// same type waits, every other type fails). The free state is the all-zero word, so freeing a
-/// frame forgets its non-coherent flag. The owner sits in the same word as the counts so that
-/// "is this frame mine, and take a reference" is one compare-and-swap. The non-coherent flag
-/// is set only while a writable type reference is held and cleared by the CAS that next
-/// publishes another type (see `typed`).
+/// This is DESIGN.md §5's packing, with spare bits 46 and 47 taken for the non-coherent and partial
+/// flags: no spare bit is left (the next flag needs a narrower count or owner field). No
+/// "validation in progress" bit is needed: `C ≥ 1` with `V` and `P` clear is that state (exactly
+/// one holder is validating, de-validating or finishing a type change; every other taker of the
+/// same type waits, every other type fails). `P` marks the one (de)validation state that may last
+/// across hypercalls, so takers fail instead of waiting for it. The free state is the all-zero
+/// word, so freeing a frame forgets its non-coherent flag. The owner sits in the same word as the
+/// counts so that "is this frame mine, and take a reference" is one compare-and-swap. The
+/// non-coherent flag is set only while a writable type reference is held and cleared by the CAS
+/// that next publishes another type (see `typed`).
 ///
 /// Invariants the frame table keeps (and `audit` checks): `G ≥ C + allocated`;
-/// `pinned ⇒ C ≥ 1` and `T` is a page-table type; `G == 0 ⇔` the word is 0.
+/// `pinned ⇒ C ≥ 1` and `T` is a page-table type; `P ⇒ C == 1`, `V` and pinned clear and `T`
+/// is L2–L4; `G == 0 ⇔` the word is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub struct FrameState {
     general: u32,
@@ -112,6 +115,7 @@ pub struct FrameState {
     pinned: bool,
     allocated: bool,
     non_coherent: bool,
+    partial: bool,
     owner: DomId,
 }
 
@@ -125,11 +129,12 @@ impl FrameState {
         pinned: false,
         allocated: false,
         non_coherent: false,
+        partial: false,
         owner: 0,
     };
 
-    /// Decode a state word; `None` if it holds a reserved type, set spare bits, or a count
-    /// above its cap (none of which the frame table ever stores).
+    /// Decode a state word; `None` if it holds a reserved type or a count above its cap (none
+    /// of which the frame table ever stores).
     pub const fn decode(word: u64) -> Option<FrameState> {
         let general = ((word & GENERAL_MASK) >> GENERAL_SHIFT) as u32;
         let type_count = ((word & TYPE_COUNT_MASK) >> TYPE_COUNT_SHIFT) as u32;
@@ -137,7 +142,7 @@ impl FrameState {
             Some(ty) => ty,
             None => return None,
         };
-        if word & SPARE_MASK != 0 || general > GENERAL_MAX || type_count > TYPE_COUNT_MAX {
+        if general > GENERAL_MAX || type_count > TYPE_COUNT_MAX {
             return None;
         }
         Some(FrameState {
@@ -148,6 +153,7 @@ impl FrameState {
             pinned: word & PINNED_BIT != 0,
             allocated: word & ALLOCATED_BIT != 0,
             non_coherent: word & NON_COHERENT_BIT != 0,
+            partial: word & PARTIAL_BIT != 0,
             owner: ((word & OWNER_MASK) >> OWNER_SHIFT) as DomId,
         })
     }
@@ -166,6 +172,7 @@ impl FrameState {
             } else {
                 0
             }
+            | if self.partial { PARTIAL_BIT } else { 0 }
             | (self.owner as u64) << OWNER_SHIFT
     }
 
@@ -196,6 +203,10 @@ impl FrameState {
     /// Non-coherent flag (XSA-402).
     pub const fn non_coherent(self) -> bool {
         self.non_coherent
+    }
+    /// Partial flag `P`: a preemptible de-validation is under way.
+    pub const fn partial(self) -> bool {
+        self.partial
     }
     /// Owner domain id.
     pub const fn owner(self) -> DomId {
@@ -239,6 +250,11 @@ impl FrameState {
     /// With the non-coherent flag.
     pub const fn with_non_coherent(mut self, v: bool) -> Self {
         self.non_coherent = v;
+        self
+    }
+    /// With the partial flag.
+    pub const fn with_partial(mut self, v: bool) -> Self {
+        self.partial = v;
         self
     }
     /// With owner `owner`.

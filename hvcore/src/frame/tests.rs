@@ -17,7 +17,7 @@ const OWNER_EDGES: [u16; 6] = [0, 1, 0x7FEF, 0x7FF0, 0xAAAA, u16::MAX];
 /// Every combination of type, flags, edge counts and edge owners.
 fn all_edge_states() -> impl Iterator<Item = FrameState> {
     PageType::ALL.into_iter().flat_map(|ty| {
-        (0u8..16).flat_map(move |flags| {
+        (0u8..32).flat_map(move |flags| {
             COUNT_EDGES.into_iter().flat_map(move |g| {
                 COUNT_EDGES.into_iter().flat_map(move |c| {
                     OWNER_EDGES.into_iter().map(move |o| {
@@ -27,6 +27,7 @@ fn all_edge_states() -> impl Iterator<Item = FrameState> {
                             .with_pinned(flags & 2 != 0)
                             .with_allocated(flags & 4 != 0)
                             .with_non_coherent(flags & 8 != 0)
+                            .with_partial(flags & 16 != 0)
                             .with_general(g)
                             .with_type_count(c)
                             .with_owner(o)
@@ -43,10 +44,9 @@ fn round_trip_every_field_combination() {
     for s in all_edge_states() {
         let w = s.encode();
         assert_eq!(FrameState::decode(w), Some(s), "word {w:#x}");
-        assert_eq!(w & SPARE_MASK, 0);
         n += 1;
     }
-    assert_eq!(n, 7 * 16 * 8 * 8 * 6);
+    assert_eq!(n, 7 * 32 * 8 * 8 * 6);
 }
 
 #[test]
@@ -63,6 +63,7 @@ fn fields_land_in_their_masks_and_nowhere_else() {
         assert_eq!(w & PINNED_BIT != 0, s.pinned());
         assert_eq!(w & ALLOCATED_BIT != 0, s.allocated());
         assert_eq!(w & NON_COHERENT_BIT != 0, s.non_coherent());
+        assert_eq!(w & PARTIAL_BIT != 0, s.partial());
         assert_eq!((w & OWNER_MASK) >> OWNER_SHIFT, u64::from(s.owner()));
     }
 }
@@ -72,7 +73,7 @@ fn changing_one_field_leaves_the_others() {
     // Each setter, applied to every edge state, changes only its own field's bits.
     for s in all_edge_states() {
         let w = s.encode();
-        let cases: [(u64, u64); 8] = [
+        let cases: [(u64, u64); 9] = [
             (
                 s.with_general(GENERAL_MAX - s.general()).encode(),
                 GENERAL_MASK,
@@ -89,6 +90,7 @@ fn changing_one_field_leaves_the_others() {
                 s.with_non_coherent(!s.non_coherent()).encode(),
                 NON_COHERENT_BIT,
             ),
+            (s.with_partial(!s.partial()).encode(), PARTIAL_BIT),
             (s.with_owner(!s.owner()).encode(), OWNER_MASK),
         ];
         for (changed, mask) in cases {
@@ -101,12 +103,7 @@ fn changing_one_field_leaves_the_others() {
 fn single_field_words_decode_to_that_field() {
     for bit in 0..64u32 {
         let w = 1u64 << bit;
-        let d = FrameState::decode(w);
-        if w & SPARE_MASK != 0 {
-            assert_eq!(d, None, "spare bit {bit}");
-            continue;
-        }
-        let d = d.expect("single bit decodes");
+        let d = FrameState::decode(w).expect("single bit decodes");
         assert_eq!(d.encode(), w, "bit {bit}");
         let set = [
             d.general() != 0,
@@ -116,6 +113,7 @@ fn single_field_words_decode_to_that_field() {
             d.pinned(),
             d.allocated(),
             d.non_coherent(),
+            d.partial(),
             d.owner() != 0,
         ];
         assert_eq!(
@@ -134,7 +132,7 @@ fn reserved_encodings_do_not_decode() {
         None,
         "type 7 is reserved"
     );
-    assert_eq!(FrameState::decode(base | 1 << 47), None, "bit 47 is spare");
+    assert!(FrameState::decode(base | PARTIAL_BIT).is_some_and(FrameState::partial));
     assert!(FrameState::decode(base | NON_COHERENT_BIT).is_some_and(FrameState::non_coherent));
     assert_eq!(
         FrameState::decode(GENERAL_MASK),

@@ -11,6 +11,8 @@
 //!   changes; takers of another type fail at once. Nobody else can hold a reference here, so the
 //!   holder alone moves the word on.
 //! * `C ≥ 1, V` set: takers of `T` increment, takers of another type fail with `TypeMismatch`.
+//! * `C == 1, P` set (partial, see `partial`): a de-validation that may last across hypercalls;
+//!   takers of `T` fail with `Devalidating` instead of waiting, other types with `TypeMismatch`.
 //!
 //! XSA-401: every safety action of a type change happens after the new type is published: the
 //! CAS to `C = 1, V` clear comes first, then [`DomainCtx::flush_retyped`], then validation, then
@@ -18,9 +20,10 @@
 //! (XSA-408). XSA-402: the CAS that publishes any type but writable also clears the frame's
 //! non-coherent flag (set by `mark_non_coherent` while a writable WC mapping exists); if it was
 //! set, the frame's cache lines are flushed ([`DomainCtx::flush_frame_cache`]) after the retype
-//! flush and before validation. Validation and de-validation run to completion (not
-//! preemptible in this version): a failed validation releases every child reference it took and
-//! leaves the frame untyped (`C = 0, T = None`), so there is never a partial state.
+//! flush and before validation. Validation runs to completion (not preemptible in this version): a
+//! failed validation releases every child reference it took and leaves the frame untyped
+//! (`C = 0, T = None`). De-validation runs to completion too, except where the hypercall layer
+//! asks for it deferred (`put_type` with `defer`): an L2–L4 table then becomes partial.
 //!
 //! Deadlock freedom: a validator of level n takes only level n-1 types, writable types (L1) or
 //! already validated same-level types without waiting (linear entries), so the waits-for graph
@@ -35,7 +38,8 @@
 //! with a Relaxed `fetch_or`: it publishes no data, and RMWs of the word never lose it.
 
 use super::{
-    FrameTable, MmError, NON_COHERENT_BIT, PageType, TYPE_COUNT_ONE, VALIDATED_BIT, decode, owned,
+    FrameInfo, FrameTable, Level, MmError, NON_COHERENT_BIT, PageType, TYPE_COUNT_ONE,
+    VALIDATED_BIT, decode, owned,
 };
 use crate::domain::{DomainCtx, TypeChange};
 use crate::mem::{Mfn, PhysMem};
@@ -100,6 +104,16 @@ impl FrameTable<'_> {
                 }
             } else if s.ty() != want {
                 return Err(MmError::TypeMismatch);
+            } else if s.partial() {
+                // A de-validation that may last across hypercalls: never wait for it.
+                #[cfg(not(loom_mutant = "partial_taken"))]
+                return Err(MmError::Devalidating);
+                // Mutant (caught by loom-tests deferred_*): a partial table is taken as if it
+                // were validated.
+                #[cfg(loom_mutant = "partial_taken")]
+                {
+                    s.inc_type()?
+                }
             } else if !s.validated() {
                 // Another holder is (de)validating: wait for the word to change.
                 spin_loop();
@@ -240,6 +254,18 @@ impl FrameTable<'_> {
     /// de-validates it (every child reference dropped), then stamps it and publishes `C = 0`;
     /// for other types the frame is stamped and `V` kept.
     pub fn put_page_type<M: PhysMem + ?Sized>(&self, mem: &M, mfn: Mfn) -> Result<(), MmError> {
+        self.put_type(mem, mfn, false).map(|_| ())
+    }
+
+    /// [`Self::put_page_type`]; with `defer`, the last reference of an L2–L4 table makes it
+    /// partial instead of de-validating it (returns `true`): the caller then owns the
+    /// de-validation and finishes it with `devalidate` (see `partial`).
+    pub(crate) fn put_type<M: PhysMem + ?Sized>(
+        &self,
+        mem: &M,
+        mfn: Mfn,
+        defer: bool,
+    ) -> Result<bool, MmError> {
         let info = self.info(mfn)?;
         // Relaxed: seeds the CAS.
         let mut cur = info.state.load(Ordering::Relaxed);
@@ -259,16 +285,18 @@ impl FrameTable<'_> {
                     Ordering::Release,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return Ok(()),
+                    Ok(_) => return Ok(false),
                     Err(seen) => cur = seen,
                 }
                 continue;
             }
             if let Some(level) = s.ty().level() {
                 // Last reference to a table: clear V keeping C = 1, so takers wait while we
-                // de-validate. Acquire: every other holder's Release drop happens-before our
-                // reads of the entries and of the clock. Relaxed on failure: seed only.
-                let next = s.with_validated(false);
+                // de-validate (or, setting P, fail while the de-validation is deferred).
+                // Acquire: every other holder's Release drop happens-before our reads of the
+                // entries and of the clock. Relaxed on failure: seed only.
+                let begin = defer && level != Level::L1;
+                let next = s.with_validated(false).with_partial(begin);
                 #[cfg(not(loom_mutant = "devalidate_relaxed"))]
                 let last = Ordering::Acquire;
                 // Mutant (caught by loom-tests devalidate_*): the last drop does not acquire the
@@ -282,20 +310,13 @@ impl FrameTable<'_> {
                     cur = seen;
                     continue;
                 }
+                if begin {
+                    self.set_cursor(mfn, mem.entries_per_frame());
+                    return Ok(true);
+                }
                 pt::validate::demote(self, mem, mfn, level);
-                // `stamp`, an RMW of the clock, not a load: see `FlushClock::stamp`.
-                #[cfg(not(loom_mutant = "stamp_plain_load"))]
-                let stamp = self.clock.stamp();
-                // Mutant (caught by loom-tests flush_filter_*): stamped with a plain load.
-                #[cfg(loom_mutant = "stamp_plain_load")]
-                let stamp = self.clock.now();
-                // Relaxed: published by the Release below.
-                info.stamp.store(stamp, Ordering::Relaxed);
-                // Release: publishes the stamp and the de-validation; pairs with the next
-                // taker's Acquire CAS. Only G can move meanwhile, so C 1 → 0 cannot borrow.
-                let before = info.state.fetch_sub(TYPE_COUNT_ONE, Ordering::Release);
-                debug_assert!(decode(before).is_ok_and(|b| b.type_count() == 1));
-                return Ok(());
+                self.table_untyped(info, 0);
+                return Ok(false);
             }
             // Last reference to a writable / descriptor frame. Acquire fence: makes the load
             // that saw C == 1 an Acquire, so the other holders' drops (and the entry updates that
@@ -330,10 +351,29 @@ impl FrameTable<'_> {
                 Ok::<u64, u64>(cur)
             };
             match r {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok(false),
                 Err(seen) => cur = seen,
             }
         }
+    }
+
+    /// The end of a table's de-validation by the holder of its last type reference (`C == 1`,
+    /// `V` clear): stamp it and publish `C = 0`, clearing `also` (`P` for a partial one).
+    pub(crate) fn table_untyped(&self, info: &FrameInfo, also: u64) {
+        // `stamp`, an RMW of the clock, not a load: see `FlushClock::stamp`.
+        #[cfg(not(loom_mutant = "stamp_plain_load"))]
+        let stamp = self.clock.stamp();
+        // Mutant (caught by loom-tests flush_filter_*): stamped with a plain load.
+        #[cfg(loom_mutant = "stamp_plain_load")]
+        let stamp = self.clock.now();
+        // Relaxed: published by the Release below.
+        info.stamp.store(stamp, Ordering::Relaxed);
+        // Release: publishes the stamp and the de-validation; pairs with the next taker's
+        // Acquire CAS. Only G can move meanwhile, and `also` is set, so nothing borrows.
+        let before = info
+            .state
+            .fetch_sub(TYPE_COUNT_ONE | also, Ordering::Release);
+        debug_assert!(decode(before).is_ok_and(|b| b.type_count() == 1 && before & also == also));
     }
 
     /// `get_page(mfn, ctx.domid())` then `get_page_type`; on failure nothing is held.

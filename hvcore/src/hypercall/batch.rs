@@ -1,19 +1,25 @@
 //! The batch loop shared by `mmu_update` and `mmuext_op` (spec §3.2 steps 2–3, §3.5, §3.6).
 //!
-//! * [`prologue`]: `count == 0x80000000 && ops == NULL` returns `foreigndom` (the internal
-//!   "final return value" call, which a guest may also make); otherwise bit 31 of `count` is the
-//!   continuation flag: strip it and pre-load the done count from `*pdone`.
+//! * [`prologue`]: first the vCPU's deferred de-validation (step 1, `deferred::finish`; if
+//!   preemption stops it, the call is continued with its original arguments); then
+//!   `count == 0x80000000 && ops == NULL` returns `foreigndom` (the internal "final return
+//!   value" call, which a guest may also make); otherwise bit 31 of `count` is the continuation
+//!   flag: strip it and pre-load the done count from `*pdone`.
 //! * [`run`]: apply elements strictly in order; stop at the first failure; before every element
-//!   after the first of this invocation, stop if preemption is pending. The loop is bounded by
-//!   the guest's `count` (< 2^31) and every element address is computed with checked arithmetic.
+//!   after the first of this invocation, stop if a deferred de-validation is pending or
+//!   preemption is. The loop is bounded by the guest's `count` (< 2^31) and every element
+//!   address is computed with checked arithmetic.
 //! * [`finish`]: write `*pdone = done + processed` (if `pdone` is not NULL; a failed write is
 //!   ignored, as in Xen) and turn the outcome into an [`HcResult`], building the continuation
-//!   `(ops + processed, (count - processed) | PREEMPTED, pdone, foreigndom)` when preempted.
+//!   `(ops + processed, (count - processed) | PREEMPTED, pdone, foreigndom)` when preempted. A
+//!   batch that ended (complete or failed) with a deferred de-validation pending is continued
+//!   as `(NULL, PREEMPTED, NULL, rc)`: the re-entry finishes it, then returns `rc` (§3.6).
 
 use abi::mmu::{MMU_UPDATE_PREEMPTED, split_count};
 use abi::wire::Wire;
 
 use super::decode::{elem_addr, read_elem, read_u32, write_u32};
+use super::deferred;
 use super::env::HcEnv;
 use super::error::HcError;
 use super::{Continuation, HcResult};
@@ -29,14 +35,24 @@ pub(crate) struct BatchArgs {
 
 /// What the prologue decided.
 pub(crate) enum Prologue {
+    /// The deferred de-validation was preempted: continue with the original arguments.
+    Again(Continuation),
     /// Return this value at once.
     Final(i64),
     /// Process `count` elements; `done` were done by earlier invocations.
     Run { count: u32, done: u32 },
 }
 
-/// Spec §3.2 steps 2 and 3.
-pub(crate) fn prologue<E: HcEnv + ?Sized>(env: &E, args: &BatchArgs) -> Prologue {
+/// Spec §3.2 steps 1 to 3.
+pub(crate) fn prologue<E: HcEnv + ?Sized>(env: &mut E, args: &BatchArgs) -> Prologue {
+    if !deferred::finish(env) {
+        return Prologue::Again(Continuation {
+            ops: args.ops,
+            count: args.count,
+            pdone: args.pdone,
+            foreigndom: args.foreigndom,
+        });
+    }
     if args.count == MMU_UPDATE_PREEMPTED && args.ops == 0 {
         // Xen returns `(int)foreigndom`: the 32-bit value, sign-extended.
         return Prologue::Final(i64::from(args.foreigndom as i32));
@@ -74,7 +90,7 @@ where
     F: FnMut(&mut E, T) -> Result<(), HcError>,
 {
     for i in 0..count {
-        if i > 0 && env.preempt_pending() {
+        if i > 0 && (env.old_table().is_some() || env.preempt_pending()) {
             return Progress {
                 processed: i,
                 end: End::Preempted,
@@ -116,13 +132,13 @@ pub(crate) fn finish<E: HcEnv + ?Sized>(
 ) -> HcResult {
     // `unsigned int` arithmetic of the ABI: a guest-chosen pre-load may wrap, as in Xen.
     write_done(env, args.pdone, done.wrapping_add(progress.processed));
-    match progress.end {
-        End::Complete => HcResult::Done(Ok(0)),
-        End::Failed(e) => HcResult::Done(Err(e)),
+    let ended = match progress.end {
+        End::Complete => Ok(0),
+        End::Failed(e) => Err(e),
         End::Preempted => {
             // `processed` ≥ 1 elements at `ops` were read, so the address of the next one is
             // at most one element past memory that exists; overflow still fails closed.
-            match elem_addr(args.ops, progress.processed, size) {
+            return match elem_addr(args.ops, progress.processed, size) {
                 Some(ops) => HcResult::Continue(Continuation {
                     ops,
                     count: (count - progress.processed) | MMU_UPDATE_PREEMPTED,
@@ -130,7 +146,19 @@ pub(crate) fn finish<E: HcEnv + ?Sized>(
                     foreigndom: args.foreigndom,
                 }),
                 None => HcResult::Done(Err(HcError::Fault)),
-            }
+            };
         }
+    };
+    if env.old_table().is_none() {
+        return HcResult::Done(ended);
     }
+    // Spec §3.6: a deferred de-validation is pending; the re-entry finishes it (step 1) and
+    // then returns `(int)rc` (step 2), carried in the 32-bit `foreigndom` argument.
+    let rc = ended.unwrap_or_else(|e| e.errno().ret());
+    HcResult::Continue(Continuation {
+        ops: 0,
+        count: MMU_UPDATE_PREEMPTED,
+        pdone: 0,
+        foreigndom: rc as i32 as u32,
+    })
 }

@@ -143,6 +143,16 @@ pub trait HcEnv {
     /// a local TLB flush).
     fn set_ldt(&mut self, ldt: Ldt) -> bool;
 
+    /// The table whose de-validation the vCPU owns and has not finished (Xen's
+    /// `old_guest_table`, spec §3.6), if any: a partial frame whose type reference and one
+    /// general reference the vCPU holds (see `FrameTable::devalidate`).
+    fn old_table(&self) -> Option<Mfn>;
+    /// Record (`Some`) or clear (`None`) the vCPU's deferred de-validation. The hypervisor
+    /// keeps it with the vCPU (it may resume on another CPU), lists it for the audit as an
+    /// extra reference of the frame's type, and finishes it (`FrameTable::devalidate` with a
+    /// poll that never stops it) when the vCPU's domain is destroyed.
+    fn set_old_table(&mut self, mfn: Option<Mfn>);
+
     // --- effects -------------------------------------------------------------------------
 
     /// Set the machine-to-phys entry of `mfn` (the frame is held by the caller of this method).

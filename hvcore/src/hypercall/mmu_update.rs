@@ -9,12 +9,14 @@
 //! (`-EPERM`), and the request itself:
 //!
 //! * normal / preserve-AD / no-translate: the frame `ptr >> 12` must be a RAM frame of PFD
-//!   (`-EINVAL`), held by a general reference for the request. A validated L1 → `mod_entry`
-//!   with Xen's FD rules (`leaf`); a validated L2–L4 → FD must be PFD (XSA-109) and `mod_entry`,
-//!   remembering that a flush is needed; anything else → a raw 8-byte write under a transient
-//!   writable type reference, which fails (`-EINVAL`) for descriptor frames and tables being
-//!   validated. A table that changes type between the look and the update is looked at again
-//!   (at most [`ATTEMPTS`] times; each retry means another CPU retyped it).
+//!   (`-EINVAL`), held by a general reference for the request. A validated L1 → `mod_entry` with
+//!   Xen's FD rules (`leaf`); a validated L2–L4 → FD must be PFD (XSA-109) and
+//!   `mod_entry_deferred`, remembering that a flush is needed (an old child losing its last type
+//!   reference is de-validated through the vCPU's deferred slot, `deferred`, spec §3.6); anything
+//!   else → a raw 8-byte write under a transient writable type reference, which fails (`-EINVAL`)
+//!   for descriptor frames and tables being validated or de-validated (partial). A table that
+//!   changes type between the look and the update is looked at again (at most [`ATTEMPTS`] times;
+//!   each retry means another CPU retyped it).
 //! * machphys: PFD must be the caller (`-EPERM`); the frame must be FD's (`-EINVAL`); then
 //!   `M2P[mfn] = val` through the environment.
 //!
@@ -28,7 +30,7 @@ use super::batch::{self, BatchArgs, Prologue};
 use super::decode::{permitted, pg_owner, pt_owner};
 use super::env::{HcEnv, guest_addr_ok};
 use super::error::{HcError, Invalid};
-use super::{HcResult, leaf, tlb};
+use super::{HcResult, deferred, leaf, tlb};
 use crate::domain::DomId;
 use crate::flush::{FlushKind, FlushToken};
 use crate::frame::{Level, MmError, PageType, owned};
@@ -53,6 +55,7 @@ pub fn mmu_update<E: HcEnv + ?Sized>(
         foreigndom,
     };
     let (count, done) = match batch::prologue(env, &args) {
+        Prologue::Again(c) => return HcResult::Continue(c),
         Prologue::Final(v) => return HcResult::Done(Ok(v)),
         Prologue::Run { count, done } => (count, done),
     };
@@ -98,7 +101,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn apply<E: HcEnv + ?Sized>(&mut self, env: &E, req: MmuUpdate) -> Result<(), HcError> {
+    fn apply<E: HcEnv + ?Sized>(&mut self, env: &mut E, req: MmuUpdate) -> Result<(), HcError> {
         let req = req.decode().map_err(|_| HcError::UnknownCommand)?;
         match req.cmd {
             MmuCmd::MachphysUpdate => self.machphys(env, req),
@@ -135,24 +138,29 @@ impl Batch {
     /// The page-table commands (spec §3.3).
     fn pt_update<E: HcEnv + ?Sized>(
         &mut self,
-        env: &E,
+        env: &mut E,
         req: MmuRequest,
         preserve_ad: bool,
     ) -> Result<(), HcError> {
-        let ft = env.frames();
         let mem = env.mem();
         let mfn = Mfn(req.addr >> 12);
         let index = ((req.addr & 0xFFF) >> 3) as usize;
         if mfn.index().is_none_or(|i| i >= mem.frames()) || index >= mem.entries_per_frame() {
             return Err(Invalid::BadFrame.into());
         }
-        ft.get_page(mfn, self.pfd)?;
+        env.frames().get_page(mfn, self.pfd)?;
         let r = self.update_held(env, mfn, index, req.val, preserve_ad);
-        owned(ft.put_page(mfn));
-        r
+        owned(env.frames().put_page(mfn));
+        let begun = r?;
+        if let Some(table) = begun {
+            // Spec §3.6: the old subtree is the vCPU's to de-validate; the batch stops here.
+            deferred::defer(env, table);
+        }
+        Ok(())
     }
 
-    /// `pt_update` with a general reference held on `mfn`.
+    /// `pt_update` with a general reference held on `mfn`; returns the old child whose
+    /// de-validation was begun, if any.
     fn update_held<E: HcEnv + ?Sized>(
         &mut self,
         env: &E,
@@ -160,7 +168,7 @@ impl Batch {
         index: usize,
         val: u64,
         preserve_ad: bool,
-    ) -> Result<(), HcError> {
+    ) -> Result<Option<Mfn>, HcError> {
         let ft = env.frames();
         let mem = env.mem();
         let owner = env.domain(self.pfd).ok_or(HcError::NoSuchDomain)?;
@@ -168,20 +176,20 @@ impl Batch {
             let s = ft.state(mfn)?;
             let level = match s.ty().level() {
                 Some(level) if s.type_count() > 0 && s.validated() => level,
-                _ => return raw_write(env, owner, mfn, index, val),
+                _ => return raw_write(env, owner, mfn, index, val).map(|()| None),
             };
             let r = if level == Level::L1 {
                 leaf::update(env, owner, self.fd, mfn, index, val, preserve_ad)
             } else if self.fd != self.pfd {
                 return Err(Invalid::ForeignUpperEntry.into());
             } else {
-                ft.mod_entry(mem, owner, mfn, level, index, val, preserve_ad)
+                ft.mod_entry_deferred(mem, owner, mfn, level, index, val, preserve_ad)
                     .map_err(HcError::Mm)
             };
             match r {
                 Ok(update) => {
                     self.flush |= update.needs_flush();
-                    return Ok(());
+                    return Ok(update.devalidating);
                 }
                 // The table stopped being a validated table of that level meanwhile.
                 Err(HcError::Mm(MmError::NotValidated)) => continue,
@@ -205,7 +213,9 @@ fn raw_write<E: HcEnv + ?Sized>(
     let mem = env.mem();
     ft.get_page_type(mem, owner, mfn, PageType::Writable)
         .map_err(|e| match e {
-            MmError::TypeMismatch => HcError::Invalid(Invalid::NotUpdatable),
+            MmError::TypeMismatch | MmError::Devalidating => {
+                HcError::Invalid(Invalid::NotUpdatable)
+            }
             e => HcError::Mm(e),
         })?;
     mem.write_entry(mfn, index, val);

@@ -6,9 +6,10 @@
 //! early failures return without writing `*pdone` (as Xen's `do_mmuext_op` does). The batch loop,
 //! `*pdone` and continuations are `batch`'s.
 //!
-//! Per command: PIN / UNPIN / CLEAR / COPY act on FD's frames (`tables`); NEW_BASEPTR,
-//! NEW_USER_BASEPTR, the TLB commands, FLUSH_CACHE and SET_LDT only for FD = the caller
-//! (`-EPERM`); MARK_SUPER / UNMARK_SUPER `-EOPNOTSUPP`; 14 and ≥ 21 `-ENOSYS`.
+//! Per command: PIN / UNPIN / CLEAR / COPY act on FD's frames (`tables`; an UNPIN that drops a
+//! table's last reference leaves its de-validation to the caller's vCPU, `deferred`); NEW_BASEPTR,
+//! NEW_USER_BASEPTR, the TLB commands, FLUSH_CACHE and SET_LDT only for FD = the caller (`-EPERM`);
+//! MARK_SUPER / UNMARK_SUPER `-EOPNOTSUPP`; 14 and ≥ 21 `-ENOSYS`.
 
 use abi::mmuext::{MmuextCmd, MmuextOp};
 
@@ -37,6 +38,7 @@ pub fn mmuext_op<E: HcEnv + ?Sized>(
         foreigndom,
     };
     let (count, done) = match batch::prologue(env, &args) {
+        Prologue::Again(c) => return HcResult::Continue(c),
         Prologue::Final(v) => return HcResult::Done(Ok(v)),
         Prologue::Run { count, done } => (count, done),
     };

@@ -14,6 +14,7 @@
 //! | `error.rs`      | [`HcError`], [`Invalid`] and the one conversion to `Errno`        |
 //! | `decode.rs`     | domain arguments (FD, PFD, XSM), guest element reads, vCPU bitmaps |
 //! | `batch.rs`      | the batch loop: continuation encoding, preemption, `*pdone`        |
+//! | `deferred.rs`   | the vCPU's deferred de-validation (`old_guest_table`, spec §3.6)   |
 //! | `leaf.rs`       | L1 entry updates on behalf of FD (Xen's `pg_owner` rules)          |
 //! | `mmu_update.rs` | `mmu_update` (spec §3)                                            |
 //! | `mmuext.rs`     | `mmuext_op` entry and command dispatch (spec §4.1–4.2)             |
@@ -25,13 +26,15 @@
 //! [`HcEnv::flush`]; they are `#[must_use]`, so a computed but forgotten flush is a compiler
 //! warning. There are no atomics in this module (the frame table and the environment own them).
 //!
-//! Not done here, by design of the core: de-validation is never deferred (no `old_guest_table`,
-//! spec case 55) and validation is not preemptible, so the only continuations are the batch
-//! ones of spec §3.6; there are no HVM or translated domains, no XPTI root-table resync and no
-//! log-dirty marking.
+//! Continuations (spec §3.6) come from the batch loop and from the deferred de-validation of a
+//! dropped L2–L4 table (`deferred`, spec case 55). Not done here, by design of the core:
+//! validation is not preemptible (a failed validation unwinds at once, and a table whose last
+//! reference is `mod_entry`'s own transient hold is de-validated at once); there are no HVM or
+//! translated domains, no XPTI root-table resync and no log-dirty marking.
 
 mod batch;
 mod decode;
+mod deferred;
 mod env;
 mod error;
 mod leaf;

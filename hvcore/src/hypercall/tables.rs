@@ -1,18 +1,20 @@
 //! The frame commands of `mmuext_op`: pin / unpin (spec §4.2), the page-table bases
 //! (spec §4.3, Xen's `new_guest_cr3`), and clear / copy page.
 //!
-//! References owned here: a base pointer holds one general and one L4 type reference on its
-//! frame, from the moment this module takes them until it drops them after the base was
-//! replaced ([`HcEnv::set_base`] has then stopped using the old table). Pins are the frame
-//! table's (`FrameTable::pin`/`unpin`). Clear and copy hold a transient writable type reference
-//! on the destination and a general reference on the source for the duration of the copy.
-//! Every frame is checked to be in machine memory before `PhysMem` is asked to touch it.
+//! References owned here: a base pointer holds one general and one L4 type reference on its frame,
+//! from the moment this module takes them until it drops them after the base was replaced
+//! ([`HcEnv::set_base`] has then stopped using the old table). Dropping a base or a pin that was a
+//! table's last reference hands its de-validation to the vCPU (`deferred`). Pins are the frame
+//! table's (`FrameTable::pin`/`unpin`). Clear and copy hold a transient writable type reference on
+//! the destination and a general reference on the source for the duration of the copy. Every frame
+//! is checked to be in machine memory before `PhysMem` is asked to touch it.
 //!
 //! Frames are owned by FD (`foreigndom`); its context must be known to the environment
 //! (`DOMID_IO` / `DOMID_XEN` only if the hypervisor exposes them), else `-EINVAL`.
 
 use abi::layout::M2P_L4_SLOT;
 
+use super::deferred;
 use super::env::{Base, HcEnv};
 use super::error::{HcError, Invalid};
 use crate::domain::DomId;
@@ -45,10 +47,13 @@ pub(crate) fn pin<E: HcEnv + ?Sized>(
     Ok(env.frames().pin(env.mem(), ctx, mfn, level)?)
 }
 
-/// MMUEXT_UNPIN_TABLE.
-pub(crate) fn unpin<E: HcEnv + ?Sized>(env: &E, fd: DomId, mfn: Mfn) -> Result<(), HcError> {
+/// MMUEXT_UNPIN_TABLE: the table's de-validation, if this was its last reference, is the
+/// vCPU's (spec §4.2; `deferred`).
+pub(crate) fn unpin<E: HcEnv + ?Sized>(env: &mut E, fd: DomId, mfn: Mfn) -> Result<(), HcError> {
     let ctx = owner_ctx(env, fd)?;
-    env.frames().unpin(env.mem(), ctx, mfn)?;
+    if let Some(begun) = env.frames().unpin_deferred(env.mem(), ctx, mfn)? {
+        deferred::defer(env, begun);
+    }
     Ok(())
 }
 
@@ -60,9 +65,13 @@ fn take_base<E: HcEnv + ?Sized>(env: &E, mfn: Mfn) -> Result<(), HcError> {
         .get_page_and_type(env.mem(), ctx, mfn, PageType::L4)?)
 }
 
-/// Drop a replaced base's references (which may de-validate and free it).
-fn release_base<E: HcEnv + ?Sized>(env: &E, mfn: Mfn) {
-    owned(env.frames().put_page_and_type(env.mem(), mfn));
+/// Drop a replaced base's references; its de-validation, if they were the last, is the
+/// vCPU's (`deferred`).
+fn release_base<E: HcEnv + ?Sized>(env: &mut E, mfn: Mfn) {
+    match env.frames().put_page_and_type_deferred(env.mem(), mfn) {
+        Ok(Some(begun)) => deferred::defer(env, begun),
+        r => owned(r),
+    }
 }
 
 /// Write L4 slot 256 (the read-only M2P) of the held L4 `mfn`.

@@ -199,6 +199,18 @@ where
     Ok(())
 }
 
+/// What [`drop_entry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// The entry held nothing.
+    Nothing,
+    /// The references on this frame are gone.
+    Released(Mfn),
+    /// The entry held the last type reference of this L2–L4 table, which is now partial: the
+    /// entry keeps its general and type reference as the de-validation's owner (`frame::partial`).
+    Begun(Mfn),
+}
+
 /// Drop the references present-or-not entry `e` of `table` (level `level`) holds; returns the
 /// frame whose counts dropped, if any.
 pub(crate) fn drop<M: PhysMem + ?Sized>(
@@ -208,12 +220,29 @@ pub(crate) fn drop<M: PhysMem + ?Sized>(
     level: Level,
     e: u64,
 ) -> Option<Mfn> {
+    match drop_entry(ft, mem, table, level, e, false) {
+        Dropped::Released(target) | Dropped::Begun(target) => Some(target),
+        Dropped::Nothing => None,
+    }
+}
+
+/// [`drop`]; with `defer`, a last type reference on an L2–L4 target begins its partial
+/// de-validation instead of de-validating it (the linear counters are adjusted first, so a
+/// partial target holds no linear use).
+pub(crate) fn drop_entry<M: PhysMem + ?Sized>(
+    ft: &FrameTable<'_>,
+    mem: &M,
+    table: Mfn,
+    level: Level,
+    e: u64,
+    defer: bool,
+) -> Dropped {
     if !present(e) {
-        return None;
+        return Dropped::Nothing;
     }
     let target = Mfn(frame_of(e));
     if !ft.contains(target) || (level != Level::L1 && target == table) {
-        return None;
+        return Dropped::Nothing;
     }
     if level == Level::L1 {
         if e & PTE_RW != 0 {
@@ -225,8 +254,11 @@ pub(crate) fn drop<M: PhysMem + ?Sized>(
             owned(ft.dec_linear_entries(table));
             owned(ft.dec_linear_uses(target));
         }
-        owned(ft.put_page_type(mem, target));
+        match ft.put_type(mem, target, defer) {
+            Ok(true) => return Dropped::Begun(target),
+            r => owned(r),
+        }
     }
     owned(ft.put_page(target));
-    Some(target)
+    Dropped::Released(target)
 }

@@ -11,7 +11,9 @@
 //!    from taking with its memory type forced uncacheable: that value is what is stored).
 //! 4. CAS lost (another updater, or the CPU setting A/D): drop what step 3 took, retry from 2
 //!    with the value found.
-//! 5. CAS won: drop the references of the value actually replaced.
+//! 5. CAS won: drop the references of the value actually replaced (`mod_entry_deferred`: an
+//!    old L2–L4 target losing its last type reference becomes partial, its de-validation handed
+//!    to the caller).
 //!
 //! New references are always taken before old ones are dropped, so re-pointing an entry at the
 //! same frame never lets its counts touch 0. Each retry means another CAS on this entry
@@ -19,7 +21,7 @@
 //! the frame table; there are no atomics in this file.
 
 use super::flags::{PTE_A, PTE_D, adjust, check_flags, is_fast_path, is_xen_l4_slot, present};
-use super::refs::{self, Origin};
+use super::refs::{self, Dropped, Origin};
 use crate::domain::DomainCtx;
 use crate::frame::{FrameTable, Level, MmError, owned};
 use crate::mem::{Mfn, PhysMem};
@@ -43,6 +45,10 @@ pub struct EntryUpdate {
     /// The frame whose references the old entry held and that were dropped (its general
     /// count, and its type count for RW leaves and upper-level entries).
     pub released: Option<Mfn>,
+    /// Only from [`FrameTable::mod_entry_deferred`]: the old entry held the last type reference
+    /// of this L2–L4 table, which is now partial; the caller owns its de-validation (and the
+    /// old entry's references) until `FrameTable::devalidate` finishes it.
+    pub devalidating: Option<Mfn>,
 }
 
 impl EntryUpdate {
@@ -72,6 +78,47 @@ impl FrameTable<'_> {
         M: PhysMem + ?Sized,
         C: DomainCtx + ?Sized,
     {
+        self.mod_entry_with(mem, ctx, table, level, index, new, preserve_ad, false)
+    }
+
+    /// [`Self::mod_entry`], except that an old L2–L4 entry holding its target's last type
+    /// reference does not de-validate the target but makes it partial and hands it to the
+    /// caller in [`EntryUpdate::devalidating`] (spec §3.6, the deferred put).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mod_entry_deferred<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        table: Mfn,
+        level: Level,
+        index: usize,
+        new: u64,
+        preserve_ad: bool,
+    ) -> Result<EntryUpdate, MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        self.mod_entry_with(mem, ctx, table, level, index, new, preserve_ad, true)
+    }
+
+    /// [`Self::mod_entry`], deferring the old target's de-validation if `defer`.
+    #[allow(clippy::too_many_arguments)]
+    fn mod_entry_with<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        table: Mfn,
+        level: Level,
+        index: usize,
+        new: u64,
+        preserve_ad: bool,
+        defer: bool,
+    ) -> Result<EntryUpdate, MmError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
         if table.index().is_none_or(|i| i >= mem.frames()) {
             return Err(MmError::BadMfn);
         }
@@ -92,7 +139,7 @@ impl FrameTable<'_> {
                 _ => MmError::NotValidated,
             });
         }
-        let r = self.mod_entry_held(mem, ctx, table, level, index, new, preserve_ad);
+        let r = self.mod_entry_held(mem, ctx, table, level, index, new, preserve_ad, defer);
         // This may be the table's last type reference (it was unpinned meanwhile): the put
         // then de-validates it like any other last drop.
         owned(self.put_page_and_type(mem, table));
@@ -110,6 +157,7 @@ impl FrameTable<'_> {
         index: usize,
         new: u64,
         preserve_ad: bool,
+        defer: bool,
     ) -> Result<EntryUpdate, MmError>
     where
         M: PhysMem + ?Sized,
@@ -122,18 +170,26 @@ impl FrameTable<'_> {
             } else {
                 new
             };
-            let done = |val, fast_path, released| EntryUpdate {
-                table,
-                level,
-                index,
-                old,
-                new: val,
-                fast_path,
-                released,
+            let done = |val, fast_path, dropped| {
+                let (released, devalidating) = match dropped {
+                    Dropped::Nothing => (None, None),
+                    Dropped::Released(mfn) => (Some(mfn), None),
+                    Dropped::Begun(mfn) => (None, Some(mfn)),
+                };
+                EntryUpdate {
+                    table,
+                    level,
+                    index,
+                    old,
+                    new: val,
+                    fast_path,
+                    released,
+                    devalidating,
+                }
             };
             if is_fast_path(old, val) {
                 match mem.cas_entry(table, index, old, val) {
-                    Ok(()) => return Ok(done(val, true, None)),
+                    Ok(()) => return Ok(done(val, true, Dropped::Nothing)),
                     Err(seen) => {
                         old = seen;
                         continue;
@@ -156,8 +212,8 @@ impl FrameTable<'_> {
             };
             match r {
                 Ok(()) => {
-                    let released = refs::drop(self, mem, table, level, old);
-                    return Ok(done(val, false, released));
+                    let dropped = refs::drop_entry(self, mem, table, level, old, defer);
+                    return Ok(done(val, false, dropped));
                 }
                 Err(seen) => {
                     refs::drop(self, mem, table, level, val);

@@ -1,13 +1,14 @@
 //! Validation (`promote`, Xen's `promote_lN_table`, spec §2.6) and de-validation (`demote`).
 //!
 //! Both run while the caller holds the frame's only type reference with `V` clear (the
-//! validate-locked state of `frame::typed`), so no other writer can touch the table: its
-//! entries are written only by `mod_entry` under a validated type reference, and nobody can hold
-//! a writable mapping of a frame whose type count is non-zero. Not preemptible in this version:
-//! `promote` either succeeds or releases every reference it took (no partial state), `demote`
-//! always drops all of them. L4 tables skip slots 256..=271, and a validated L4 gets the
-//! domain's hypervisor entries written there (they hold no references, so `demote` skips them
-//! too). Not-present entries are not checked (no L1TF shadowing: a documented limitation).
+//! validate-locked state of `frame::typed`), so no other writer can touch the table: its entries
+//! are written only by `mod_entry` under a validated type reference, and nobody can hold a writable
+//! mapping of a frame whose type count is non-zero. Not preemptible in this version: `promote`
+//! either succeeds or releases every reference it took (no partial state), `demote` always drops
+//! all of them. L4 tables skip slots 256..=271, and a validated L4 gets the domain's hypervisor
+//! entries written there (they hold no references, so `demote` skips them too). Not-present entries
+//! are not checked (no L1TF shadowing: a documented limitation). The preemptible form of `demote`
+//! is `devalidate`.
 
 use super::flags::{XEN_L4_SLOTS, adjust, check_flags, is_xen_l4_slot, present};
 use super::refs::{self, Origin};
@@ -16,7 +17,7 @@ use crate::frame::{FrameTable, Level, MmError};
 use crate::mem::{Mfn, PhysMem};
 
 /// Entry `index` of a table at `level` is the hypervisor's, not the guest's.
-fn skipped(level: Level, index: usize) -> bool {
+pub(crate) fn skipped(level: Level, index: usize) -> bool {
     level == Level::L4 && is_xen_l4_slot(index)
 }
 

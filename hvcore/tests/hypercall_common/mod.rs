@@ -140,6 +140,8 @@ pub struct FakeEnv<'k> {
     pub guest: FakeGuest,
     pub kernel_base: Option<Mfn>,
     pub user_base: Option<Mfn>,
+    /// The vCPU's deferred de-validation (`old_guest_table`).
+    pub old_table: Option<Mfn>,
     /// Every `set_base` call.
     pub base_loads: Vec<(Base, Option<Mfn>)>,
     pub ldt: Ldt,
@@ -177,6 +179,7 @@ impl<'k> FakeEnv<'k> {
             guest,
             kernel_base: None,
             user_base: None,
+            old_table: None,
             base_loads: Vec::new(),
             ldt: Ldt::default(),
             ldt_shadow: false,
@@ -258,15 +261,18 @@ impl<'k> FakeEnv<'k> {
         self.flushes.clear();
     }
 
-    /// The references held outside page tables: the bases.
+    /// The references held outside page tables: the bases and the deferred table.
     pub fn extras(&self) -> Vec<ExtraRef> {
-        [self.kernel_base, self.user_base]
-            .into_iter()
-            .flatten()
+        let bases = [self.kernel_base, self.user_base].into_iter().flatten();
+        bases
             .map(|mfn| ExtraRef {
                 mfn,
                 ty: Some(PageType::L4),
             })
+            .chain(self.old_table.map(|mfn| ExtraRef {
+                mfn,
+                ty: Some(self.s(mfn.0).ty()),
+            }))
             .collect()
     }
 
@@ -374,6 +380,12 @@ impl<'k> HcEnv for FakeEnv<'k> {
             Base::Kernel => self.kernel_base = mfn,
             Base::User => self.user_base = mfn,
         }
+    }
+    fn old_table(&self) -> Option<Mfn> {
+        self.old_table
+    }
+    fn set_old_table(&mut self, mfn: Option<Mfn>) {
+        self.old_table = mfn;
     }
     fn ldt(&self) -> Ldt {
         self.ldt
