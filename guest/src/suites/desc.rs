@@ -24,7 +24,7 @@ use crate::harness::{Fail, Outcome, ensure, ensure_eq};
 use crate::{hypercall, traps};
 use probes::{CrRead, load_ds, read_cr, with_gp_probes};
 
-mod probes;
+pub(super) mod probes;
 
 /// The GDT frame of these tests.
 static GDT: Page = Page::new();

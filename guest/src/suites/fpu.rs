@@ -167,12 +167,23 @@ pub fn fpu_taskswitch_nm_once(_env: &Env) -> Outcome {
     // SAFETY: a terminated trap_info array; the handler only resumes its own probe and reports
     // any other #NM. It stays installed (a zero address ends the list, so it cannot be removed).
     let rc = unsafe {
-        hypercall::hypercall5(Hypercall::SetTrapTable.nr(), handler.as_ptr() as u64, 0, 0, 0, 0)
+        hypercall::hypercall5(
+            Hypercall::SetTrapTable.nr(),
+            handler.as_ptr() as u64,
+            0,
+            0,
+            0,
+            0,
+        )
     };
     ensure_eq!(rc, 0, "installing the #NM handler");
     let before = nm_count();
     ensure_eq!(taskswitch(true), 0, "fpu_taskswitch(1)");
-    ensure_eq!(nm_probe(), 1, "first SSE instruction after fpu_taskswitch(1)");
+    ensure_eq!(
+        nm_probe(),
+        1,
+        "first SSE instruction after fpu_taskswitch(1)"
+    );
     ensure_eq!(nm_count(), before + 1, "#NMs caught");
     ensure_eq!(nm_probe(), 0, "second SSE instruction (virtual TS cleared)");
     ensure_eq!(taskswitch(true), 0, "fpu_taskswitch(1) again");
@@ -194,7 +205,10 @@ pub fn state_survives_switches(_env: &Env) -> Outcome {
         for r in 0..ROUNDS {
             hypercall::sched_yield();
             check_xmm(base, "after a yield").map_err(|f| {
-                smp::fail(Fail::new(format_args!("vCPU {id} round {r}: {}", f.as_str())))
+                smp::fail(Fail::new(format_args!(
+                    "vCPU {id} round {r}: {}",
+                    f.as_str()
+                )))
             })?;
         }
         Ok(())

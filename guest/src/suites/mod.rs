@@ -2,7 +2,7 @@
 //!
 //! | suite | contents |
 //! |---|---|
-//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`), a page-table tree's life (`lifecycle`), refused requests (`reject`, `reject_pt`), exception bounces (`exceptions`), descriptor tables and emulated CR moves (`desc`) |
+//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`), a page-table tree's life (`lifecycle`), refused requests (`reject`, `reject_pt`), stored entries, retyping and linear-use limits (`entries`), encoding edges: NULL `pdone`, guest-set continuations, SET_LDT, INVLPG and `update_va_mapping` flush encodings (`encodings`), exception bounces (`exceptions`), descriptor tables and emulated CR moves (`desc`) |
 //! | `smp` | secondary vCPUs, concurrent page-table updates, shootdowns, hostile batches |
 //! | `demo` | every vCPU issuing `mmu_update` batches at once, with statistics |
 //! | `crash` | a secondary vCPU faults with no handler while the others update page tables |
@@ -18,9 +18,11 @@
 mod boot;
 mod crash;
 mod demo;
-mod fpu;
 mod desc;
+mod encodings;
+mod entries;
 mod exceptions;
+mod fpu;
 mod isolation;
 mod lifecycle;
 mod mmu;
@@ -87,6 +89,18 @@ static TESTS: &[Test] = &tests![
     reject_pt::linear_l2_rules,
     reject_pt::upper_entry_bad_flags_einval,
     reject_pt::upper_entry_level_rules,
+    entries::former_l4_referenced_as_l3,
+    entries::linear_use_limit,
+    entries::l1_entries_stored_adjusted,
+    entries::preserve_ad_keeps_accessed_dirty,
+    encodings::null_pdone_accepted,
+    encodings::continuation_count_from_guest,
+    encodings::final_return_call_returns_fd,
+    encodings::set_ldt_checks,
+    encodings::invlpg_bad_va_ignored,
+    encodings::uvm_multi_bad_bitmap_efault,
+    encodings::uvm_flush_type_3,
+    encodings::uvm_otherdomain_unknown_esrch,
     exceptions::pf_unmapped_read_bounced,
     exceptions::pf_m2p_write_bounced,
     exceptions::pf_xen_slot_read_bounced,
