@@ -120,7 +120,8 @@ fn ipi_round_trip() {
         return;
     }
     let halted = sample(targets);
-    // Release: published before the spinners start (posting work is a Release hand-off too).
+    // Release: pairs with the spinners' Acquire loads (`post_work`'s hand-off also orders this
+    // store before they start).
     SPIN.store(true, Ordering::Release);
     for cpu in targets.iter() {
         if ipi::post_work(cpu, spin, 0).is_err() {

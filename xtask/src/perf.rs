@@ -49,6 +49,7 @@ pub fn cmd_perf(args: &[String]) -> Result<()> {
             }
         }
     }
+    let commit = git_describe();
     let results = root().join("perf/results");
     let mut build = Command::new(env!("CARGO"));
     build
@@ -85,7 +86,7 @@ pub fn cmd_perf(args: &[String]) -> Result<()> {
     print!("{cg_md}");
     let part = crate::perf_guest::run(&guest, quick, &results, &mut commands)?;
     print!("{}", part.md);
-    let md = results_md(&summary, &cg_md, &commands, args) + "\n" + &part.md;
+    let md = results_md(&summary, &cg_md, &commands, args, &commit) + "\n" + &part.md;
     let path = root().join("perf/RESULTS.md");
     fs::write(&path, md).map_err(|e| format!("writing {}: {e}", path.display()))?;
     eprintln!("xtask: wrote {} and perf/results/", path.display());
@@ -351,7 +352,23 @@ fn machine() -> String {
     )
 }
 
-fn results_md(summary: &str, callgrind: &str, commands: &[String], args: &[String]) -> String {
+/// The tree about to be built and measured (`-dirty`: with uncommitted changes).
+fn git_describe() -> String {
+    Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(root())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn results_md(
+    summary: &str,
+    callgrind: &str,
+    commands: &[String],
+    args: &[String],
+    commit: &str,
+) -> String {
     let rustc = Command::new("rustc")
         .arg("--version")
         .output()
@@ -370,7 +387,7 @@ fn results_md(summary: &str, callgrind: &str, commands: &[String], args: &[Strin
     let _ = writeln!(md, "`; see `perf/README.md` for how to read it.\n");
     let _ = writeln!(
         md,
-        "- Date: {date}\n- Machine: {}\n- Toolchain: {rustc}\n",
+        "- Date: {date}\n- Commit: {commit}\n- Machine: {}\n- Toolchain: {rustc}\n",
         machine()
     );
     md.push_str("Commands run:\n\n```sh\n");
