@@ -106,193 +106,177 @@ const _: () = assert!((PageType::Writable as u64) < (TYPE_MASK >> TYPE_SHIFT));
 /// Invariants the frame table keeps (and `audit` checks): `G ≥ C + allocated`;
 /// `pinned ⇒ C ≥ 1` and `T` is a page-table type; `P ⇒ C == 1`, `V` and pinned clear and `T`
 /// is L2–L4; `G == 0 ⇔` the word is 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
-pub struct FrameState {
-    general: u32,
-    type_count: u32,
-    ty: PageType,
-    validated: bool,
-    pinned: bool,
-    allocated: bool,
-    non_coherent: bool,
-    partial: bool,
-    owner: DomId,
+///
+/// The value type is the word itself (`repr(transparent)` over `u64`): accessors and setters
+/// are shifts and masks, so the compare-and-swap loops of the frame table decode, check and
+/// re-encode a state in a few register instructions. Only [`FrameState::decode`] and the
+/// setters below create values, and they keep every field within its range, so a `FrameState`
+/// always holds a valid type and counts within their caps.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Hash)]
+#[repr(transparent)]
+pub struct FrameState(u64);
+
+impl core::fmt::Debug for FrameState {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FrameState")
+            .field("general", &self.general())
+            .field("type_count", &self.type_count())
+            .field("ty", &self.ty())
+            .field("validated", &self.validated())
+            .field("pinned", &self.pinned())
+            .field("allocated", &self.allocated())
+            .field("non_coherent", &self.non_coherent())
+            .field("partial", &self.partial())
+            .field("owner", &self.owner())
+            .finish()
+    }
+}
+
+/// `bit` if `on`, else 0.
+const fn flag(on: bool, bit: u64) -> u64 {
+    if on { bit } else { 0 }
 }
 
 impl FrameState {
     /// The free frame: no references, no owner, no type.
-    pub const FREE: FrameState = FrameState {
-        general: 0,
-        type_count: 0,
-        ty: PageType::None,
-        validated: false,
-        pinned: false,
-        allocated: false,
-        non_coherent: false,
-        partial: false,
-        owner: 0,
-    };
+    pub const FREE: FrameState = FrameState(0);
 
     /// Decode a state word; `None` if it holds a reserved type or a count above its cap (none
     /// of which the frame table ever stores).
     pub const fn decode(word: u64) -> Option<FrameState> {
         let general = ((word & GENERAL_MASK) >> GENERAL_SHIFT) as u32;
         let type_count = ((word & TYPE_COUNT_MASK) >> TYPE_COUNT_SHIFT) as u32;
-        let ty = match PageType::from_bits(((word & TYPE_MASK) >> TYPE_SHIFT) as u8) {
-            Some(ty) => ty,
-            None => return None,
-        };
-        if general > GENERAL_MAX || type_count > TYPE_COUNT_MAX {
+        let ty_ok = PageType::from_bits(((word & TYPE_MASK) >> TYPE_SHIFT) as u8).is_some();
+        if !ty_ok || general > GENERAL_MAX || type_count > TYPE_COUNT_MAX {
             return None;
         }
-        Some(FrameState {
-            general,
-            type_count,
-            ty,
-            validated: word & VALIDATED_BIT != 0,
-            pinned: word & PINNED_BIT != 0,
-            allocated: word & ALLOCATED_BIT != 0,
-            non_coherent: word & NON_COHERENT_BIT != 0,
-            partial: word & PARTIAL_BIT != 0,
-            owner: ((word & OWNER_MASK) >> OWNER_SHIFT) as DomId,
-        })
+        Some(FrameState(word))
     }
 
-    /// Encode into a state word. Counts are masked to their fields; the setters keep them
-    /// within their caps, so nothing is ever truncated in practice.
+    /// Encode into a state word.
     pub const fn encode(self) -> u64 {
-        ((self.general as u64) << GENERAL_SHIFT) & GENERAL_MASK
-            | ((self.type_count as u64) << TYPE_COUNT_SHIFT) & TYPE_COUNT_MASK
-            | (self.ty.bits() as u64) << TYPE_SHIFT
-            | if self.validated { VALIDATED_BIT } else { 0 }
-            | if self.pinned { PINNED_BIT } else { 0 }
-            | if self.allocated { ALLOCATED_BIT } else { 0 }
-            | if self.non_coherent {
-                NON_COHERENT_BIT
-            } else {
-                0
-            }
-            | if self.partial { PARTIAL_BIT } else { 0 }
-            | (self.owner as u64) << OWNER_SHIFT
+        self.0
+    }
+
+    const fn with_bit(self, bit: u64, on: bool) -> Self {
+        FrameState((self.0 & !bit) | flag(on, bit))
     }
 
     /// General reference count `G`.
     pub const fn general(self) -> u32 {
-        self.general
+        ((self.0 & GENERAL_MASK) >> GENERAL_SHIFT) as u32
     }
     /// Type reference count `C`.
     pub const fn type_count(self) -> u32 {
-        self.type_count
+        ((self.0 & TYPE_COUNT_MASK) >> TYPE_COUNT_SHIFT) as u32
     }
     /// Type `T` (history while `C == 0`).
     pub const fn ty(self) -> PageType {
-        self.ty
+        match PageType::from_bits(((self.0 & TYPE_MASK) >> TYPE_SHIFT) as u8) {
+            Some(ty) => ty,
+            // Unreachable: every constructor keeps the type field valid (type head).
+            None => PageType::None,
+        }
     }
     /// Validated flag `V`.
     pub const fn validated(self) -> bool {
-        self.validated
+        self.0 & VALIDATED_BIT != 0
     }
     /// Pinned flag.
     pub const fn pinned(self) -> bool {
-        self.pinned
+        self.0 & PINNED_BIT != 0
     }
     /// Allocated flag.
     pub const fn allocated(self) -> bool {
-        self.allocated
+        self.0 & ALLOCATED_BIT != 0
     }
     /// Non-coherent flag (XSA-402).
     pub const fn non_coherent(self) -> bool {
-        self.non_coherent
+        self.0 & NON_COHERENT_BIT != 0
     }
     /// Partial flag `P`: a preemptible de-validation is under way.
     pub const fn partial(self) -> bool {
-        self.partial
+        self.0 & PARTIAL_BIT != 0
     }
     /// Owner domain id.
     pub const fn owner(self) -> DomId {
-        self.owner
+        ((self.0 & OWNER_MASK) >> OWNER_SHIFT) as DomId
     }
 
     /// With general count `n`, saturated at [`GENERAL_MAX`].
-    pub const fn with_general(mut self, n: u32) -> Self {
-        self.general = if n > GENERAL_MAX { GENERAL_MAX } else { n };
-        self
+    pub const fn with_general(self, n: u32) -> Self {
+        let n = if n > GENERAL_MAX { GENERAL_MAX } else { n };
+        FrameState((self.0 & !GENERAL_MASK) | ((n as u64) << GENERAL_SHIFT))
     }
     /// With type count `n`, saturated at [`TYPE_COUNT_MAX`].
-    pub const fn with_type_count(mut self, n: u32) -> Self {
-        self.type_count = if n > TYPE_COUNT_MAX {
+    pub const fn with_type_count(self, n: u32) -> Self {
+        let n = if n > TYPE_COUNT_MAX {
             TYPE_COUNT_MAX
         } else {
             n
         };
-        self
+        FrameState((self.0 & !TYPE_COUNT_MASK) | ((n as u64) << TYPE_COUNT_SHIFT))
     }
     /// With type `ty`.
-    pub const fn with_type(mut self, ty: PageType) -> Self {
-        self.ty = ty;
-        self
+    pub const fn with_type(self, ty: PageType) -> Self {
+        FrameState((self.0 & !TYPE_MASK) | ((ty.bits() as u64) << TYPE_SHIFT))
     }
     /// With the validated flag.
-    pub const fn with_validated(mut self, v: bool) -> Self {
-        self.validated = v;
-        self
+    pub const fn with_validated(self, v: bool) -> Self {
+        self.with_bit(VALIDATED_BIT, v)
     }
     /// With the pinned flag.
-    pub const fn with_pinned(mut self, v: bool) -> Self {
-        self.pinned = v;
-        self
+    pub const fn with_pinned(self, v: bool) -> Self {
+        self.with_bit(PINNED_BIT, v)
     }
     /// With the allocated flag.
-    pub const fn with_allocated(mut self, v: bool) -> Self {
-        self.allocated = v;
-        self
+    pub const fn with_allocated(self, v: bool) -> Self {
+        self.with_bit(ALLOCATED_BIT, v)
     }
     /// With the non-coherent flag.
-    pub const fn with_non_coherent(mut self, v: bool) -> Self {
-        self.non_coherent = v;
-        self
+    pub const fn with_non_coherent(self, v: bool) -> Self {
+        self.with_bit(NON_COHERENT_BIT, v)
     }
     /// With the partial flag.
-    pub const fn with_partial(mut self, v: bool) -> Self {
-        self.partial = v;
-        self
+    pub const fn with_partial(self, v: bool) -> Self {
+        self.with_bit(PARTIAL_BIT, v)
     }
     /// With owner `owner`.
-    pub const fn with_owner(mut self, owner: DomId) -> Self {
-        self.owner = owner;
-        self
+    pub const fn with_owner(self, owner: DomId) -> Self {
+        FrameState((self.0 & !OWNER_MASK) | ((owner as u64) << OWNER_SHIFT))
     }
 
     /// `G + 1`, failing closed at the cap.
     pub const fn inc_general(self) -> Result<Self, MmError> {
-        if self.general >= GENERAL_MAX {
+        if self.general() >= GENERAL_MAX {
             return Err(MmError::CountOverflow);
         }
-        Ok(self.with_general(self.general + 1))
+        Ok(FrameState(self.0 + (1 << GENERAL_SHIFT)))
     }
     /// `G - 1`, refusing to go below the references that type holders and the allocation own.
     pub const fn dec_general(self) -> Result<Self, MmError> {
-        if self.general <= self.type_count + self.allocated as u32 {
+        if self.general() <= self.type_count() + self.allocated() as u32 {
             return Err(MmError::CountUnderflow);
         }
-        Ok(self.with_general(self.general - 1))
+        Ok(FrameState(self.0 - (1 << GENERAL_SHIFT)))
     }
     /// `C + 1`, failing closed at the cap, and only if a general reference is there to go with
     /// it (`G ≥ C + 1 + allocated`).
     pub const fn inc_type(self) -> Result<Self, MmError> {
-        if self.type_count >= TYPE_COUNT_MAX {
+        let c = self.type_count();
+        if c >= TYPE_COUNT_MAX {
             return Err(MmError::CountOverflow);
         }
-        if self.type_count + 1 + self.allocated as u32 > self.general {
+        if c + 1 + self.allocated() as u32 > self.general() {
             return Err(MmError::MissingGeneralRef);
         }
-        Ok(self.with_type_count(self.type_count + 1))
+        Ok(FrameState(self.0 + (1 << TYPE_COUNT_SHIFT)))
     }
     /// `C - 1`.
     pub const fn dec_type(self) -> Result<Self, MmError> {
-        if self.type_count == 0 {
+        if self.type_count() == 0 {
             return Err(MmError::CountUnderflow);
         }
-        Ok(self.with_type_count(self.type_count - 1))
+        Ok(FrameState(self.0 - (1 << TYPE_COUNT_SHIFT)))
     }
 }
