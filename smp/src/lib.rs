@@ -3,7 +3,7 @@
 //! in `hvcore`; this crate only writes the ICR and calls the protocol from the IPI handler.
 //!
 //! The pure parts ([`madt`], [`icr`], [`tsc`], [`cpuset`]) build and are tested on the host; the
-//! machine parts (`acpi`, `apic`, `trampoline`, `pit`, `x86`) only for `target_os = "none"`.
+//! machine parts (`acpi`, `apic`, `trampoline`, `pic`, `pit`, `x86`) only for `target_os = "none"`.
 //! The hypervisor's glue (IDT vectors, per-CPU GDT/TSS, bring-up order, self-tests) is in
 //! `src/cpu/`.
 #![cfg_attr(not(test), no_std)]
@@ -17,6 +17,8 @@ pub mod tsc;
 pub mod acpi;
 #[cfg(target_os = "none")]
 pub mod apic;
+#[cfg(target_os = "none")]
+pub mod pic;
 #[cfg(target_os = "none")]
 pub mod pit;
 #[cfg(target_os = "none")]

@@ -66,6 +66,9 @@ pub fn lapic() -> LocalApic {
 /// Brings every other CPU online. Returns the number of CPUs online.
 pub fn init(options: &Options) -> u32 {
     let t0 = smp::x86::rdtsc();
+    // SAFETY: on the BSP, interrupts off, before anything enables them; nothing else programs
+    // the 8259s (Argon never uses them).
+    unsafe { smp::pic::disable() };
     let facts = smp::x86::cpu_facts();
     // SAFETY: first use of per-CPU state, on the BSP; nothing relies on the old GS base.
     unsafe { percpu::set_gs_base(0, u32::from(facts.initial_apic_id)) };

@@ -44,6 +44,8 @@ pub struct Case {
     pub cmdline: &'static str,
     pub modules: Vec<(PathBuf, String)>,
     pub status: i32,
+    /// Boot through SeaBIOS (QEMU's default firmware) instead of qboot.
+    pub seabios: bool,
     /// Every one of these must appear in the (symbolised) serial log; the last is the final marker.
     pub expect: Vec<&'static str>,
 }
@@ -56,6 +58,7 @@ fn boot_cases(fixtures: &Path) -> Vec<Case> {
         cmdline,
         modules: Vec::new(),
         status,
+        seabios: false,
         expect,
     };
     let mut v = vec![
@@ -183,6 +186,9 @@ fn run_case(image: &Path, syms: Option<&Symbols>, c: &Case) -> std::result::Resu
     boot.cmdline = c.cmdline.to_string();
     boot.modules = c.modules.clone();
     boot.timeout = Duration::from_secs(60);
+    if c.seabios {
+        boot.bios = None;
+    }
     let out = qemu::run(&boot, syms, false).map_err(|e| format!("starting QEMU: {e}"))?;
     let last = c.expect.last().copied().unwrap_or("argon: exit");
     let missing = c.expect.iter().find(|m| !out.serial.contains(*m));

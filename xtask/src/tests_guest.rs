@@ -155,6 +155,7 @@ fn case(
             .map(|(p, a)| (p, a.to_string()))
             .collect(),
         status,
+        seabios: false,
         expect,
     }
 }

@@ -39,6 +39,7 @@ fn case(
         cmdline,
         modules: Vec::new(),
         status: EXIT_SUCCESS,
+        seabios: false,
         expect: all,
     }
 }
@@ -271,6 +272,7 @@ fn guest_case(
         cmdline: "",
         modules: vec![(guest_elf.to_path_buf(), args)],
         status,
+        seabios: false,
         expect,
     }
 }
