@@ -1,4 +1,5 @@
-//! Secondary vCPUs: bringing them up with `VCPUOP_initialise` + `VCPUOP_up`, running one job
+//! Secondary vCPUs: bringing them up with `VCPUOP_initialise` + `VCPUOP_up` (the context:
+//! [`context`], optionally with a GDT for one of them, [`start_with`]), running one job
 //! on every vCPU at once ([`run_on_all`]), a barrier for the rounds inside a job, and taking the
 //! secondaries down again ([`stop`]).
 //!
@@ -11,7 +12,7 @@
 //! Release increment of [`DONE`] (vCPU 0 reads them after an Acquire load that sees them all).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
 use abi::VcpuGuestContext;
 use abi::selectors::{FLAT_KERNEL_CS64, FLAT_KERNEL_SS};
@@ -99,9 +100,70 @@ pub fn wait(cond: impl FnMut() -> bool) {
     wait_with(false, cond);
 }
 
+/// How many vCPUs the domain has (`VCPUOP_is_up` answers for ids below it).
+pub fn available() -> usize {
+    let mut n = 1;
+    while n < MAX_VCPUS && hypercall::vcpu_is_up(n as u32) >= 0 {
+        n += 1;
+    }
+    n
+}
+
+/// The context [`start`] initialises secondary vCPU `id` with: kernel mode on the kernel's page
+/// tables and trap table, on its own stack, entering [`guest_secondary_main`]; no GDT, null
+/// data selectors.
+pub fn context(env: &Env, id: usize) -> Result<VcpuGuestContext, Fail> {
+    let kernel_l4_mfn = env
+        .kernel_l4_mfn()
+        .ok_or_else(|| Fail::new(format_args!("no P2M entry for the L4")))?;
+    let mut ctx = VcpuGuestContext {
+        flags: VGCF_IN_KERNEL,
+        ..Default::default()
+    };
+    let top = STACKS.0.get() as u64 + ((id + 1) * STACK) as u64;
+    ctx.user_regs.rip = crate::traps::guest_secondary_entry as *const () as u64;
+    ctx.user_regs.rsp = top;
+    ctx.user_regs.rdi = id as u64;
+    ctx.user_regs.cs = FLAT_KERNEL_CS64;
+    ctx.user_regs.ss = FLAT_KERNEL_SS;
+    ctx.user_regs.rflags = 1 << 9;
+    ctx.kernel_ss = u64::from(FLAT_KERNEL_SS);
+    ctx.kernel_sp = top;
+    ctx.ctrlreg[3] = xen_pfn_to_cr3(kernel_l4_mfn);
+    for t in crate::traps::table() {
+        ctx.trap_ctxt[usize::from(t.vector)] = t;
+    }
+    Ok(ctx)
+}
+
+/// A GDT one secondary vCPU is brought up with (the context's `gdt_frames`/`gdt_ents`), and
+/// the selector its context puts in %es (`user_regs.es`), which may be one of that GDT's.
+#[derive(Debug, Clone, Copy)]
+pub struct BootGdt {
+    pub vcpu: usize,
+    pub frame: u64,
+    pub ents: u64,
+    pub es: u16,
+}
+
+/// Each secondary's %es when it reached [`guest_secondary_main`] (written once by that vCPU
+/// before its Release increment of [`ONLINE`]).
+static ENTRY_ES: [AtomicU16; MAX_VCPUS] = [const { AtomicU16::new(0) }; MAX_VCPUS];
+
+/// The %es secondary `id` started with.
+pub fn entry_es(id: usize) -> u16 {
+    // Relaxed: published by the ONLINE increment that `start` waited for (Acquire).
+    ENTRY_ES.get(id).map_or(0, |e| e.load(Ordering::Relaxed))
+}
+
 /// Brings up every vCPU the domain has (as `VCPUOP_is_up` reports them) on the kernel's page
 /// tables and waits until each runs. Returns how many vCPUs run, or why one could not start.
 pub fn start(env: &Env) -> Result<usize, Fail> {
+    start_with(env, None)
+}
+
+/// [`start`], with `gdt` installed by `VCPUOP_initialise` for the one vCPU it names.
+pub fn start_with(env: &Env, gdt: Option<BootGdt>) -> Result<usize, Fail> {
     if nr() > 1 {
         // Started before and taken down by `stop`: bring them back.
         for id in 1..nr() {
@@ -113,34 +175,16 @@ pub fn start(env: &Env) -> Result<usize, Fail> {
         }
         return Ok(nr());
     }
-    let mut n = 1;
-    while n < MAX_VCPUS && hypercall::vcpu_is_up(n as u32) >= 0 {
-        n += 1;
-    }
-    let kernel_l4_mfn = env
-        .kernel_l4_mfn()
-        .ok_or_else(|| Fail::new(format_args!("no P2M entry for the L4")))?;
-    let traps = crate::traps::table();
+    let n = available();
     for id in 1..n {
-        let mut ctx = VcpuGuestContext {
-            flags: VGCF_IN_KERNEL,
-            ..Default::default()
-        };
-        let top = STACKS.0.get() as u64 + ((id + 1) * STACK) as u64;
-        ctx.user_regs.rip = crate::traps::guest_secondary_entry as *const () as u64;
-        ctx.user_regs.rsp = top;
-        ctx.user_regs.rdi = id as u64;
-        ctx.user_regs.cs = FLAT_KERNEL_CS64;
-        ctx.user_regs.ss = FLAT_KERNEL_SS;
-        ctx.user_regs.rflags = 1 << 9;
-        ctx.kernel_ss = u64::from(FLAT_KERNEL_SS);
-        ctx.kernel_sp = top;
-        ctx.ctrlreg[3] = xen_pfn_to_cr3(kernel_l4_mfn);
-        for t in traps {
-            ctx.trap_ctxt[usize::from(t.vector)] = t;
+        let mut ctx = context(env, id)?;
+        if let Some(g) = gdt.filter(|g| g.vcpu == id) {
+            ctx.gdt_frames[0] = g.frame;
+            ctx.gdt_ents = g.ents;
+            ctx.user_regs.es = g.es;
         }
         // SAFETY: the context starts vCPU `id` in `guest_secondary_main` on its own stack with
-        // the kernel's page tables and trap table.
+        // the kernel's page tables and trap table (and a GDT frame the caller keeps read-only).
         let rc = unsafe { hypercall::vcpu_op(VCPUOP_INITIALISE, id as u32, &raw const ctx as u64) };
         if rc != 0 {
             return Err(Fail::new(format_args!("VCPUOP_initialise({id}) = {rc}")));
@@ -263,6 +307,13 @@ pub fn stop() -> Outcome {
 #[unsafe(no_mangle)]
 extern "C" fn guest_secondary_main(id: u64) -> ! {
     let id = id as usize;
+    let es: u16;
+    // SAFETY: reading a segment register has no side effects.
+    unsafe {
+        core::arch::asm!("mov {:x}, es", out(reg) es, options(nomem, nostack, preserves_flags))
+    };
+    // Relaxed: published by the Release increment of ONLINE below.
+    ENTRY_ES[id].store(es, Ordering::Relaxed);
     // Acquire: the job number seen so far; pairs with `run_on_all`'s Release.
     let mut seen = JOB.load(Ordering::Acquire);
     // Release: pairs with `start`'s Acquire wait.

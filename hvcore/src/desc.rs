@@ -1,6 +1,8 @@
 //! Segment descriptors a 64-bit PV guest hands the hypervisor: the check each must pass and the
 //! form in which it is stored ([`check`]), and the validation of a whole descriptor frame
-//! ([`validate_frame`]), run when a frame is first typed `SegDesc` (a GDT frame of `set_gdt`).
+//! ([`validate_frame`]), run when a frame is first typed `SegDesc` (a GDT frame of `set_gdt`),
+//! and whether a data-segment selector would load at the guest's privilege
+//! ([`data_selector_loads`]: the hypervisor reloads a vCPU's DS/ES/FS/GS when it switches it in).
 //!
 //! The rules are Xen 4.17's `check_descriptor` (`xen/arch/x86/pv/descriptor-tables.c`, spec
 //! §2.10) for a 64-bit PV domain, whose kernel runs at RPL 3:
@@ -76,6 +78,41 @@ pub fn check(desc: u64) -> Option<u64> {
         return None;
     }
     Some(join(a, b))
+}
+
+/// Selector bit: the selector names an LDT entry.
+const SEL_TI: u16 = 1 << 2;
+/// Type bits of a code/data descriptor (high word): code, conforming (code), readable (code).
+const TYPE_CODE: u32 = 1 << 11;
+const TYPE_CONFORMING: u32 = 1 << 10;
+const TYPE_READABLE: u32 = 1 << 9;
+
+/// Would `mov sel, %ds` (or %es, %fs, %gs) succeed in a 64-bit PV guest, which runs at CPL 3,
+/// when `desc` is the GDT descriptor `sel` names? The processor's rules for a data-segment
+/// load: a null selector (index 0 of the GDT, any RPL) always loads; otherwise the descriptor
+/// must be present, a code or data segment (a readable one if code), and — unless it is
+/// conforming code — have DPL ≥ max(CPL, RPL) = 3. An LDT selector never loads: the
+/// hypervisor loads no guest LDT (`desc` is ignored for it).
+///
+/// A selector that passes also loads at CPL 0 (whose rules are weaker) without faulting, which
+/// is what lets the hypervisor reload a vCPU's selectors on its behalf.
+pub fn data_selector_loads(sel: u16, desc: u64) -> bool {
+    if sel & SEL_TI != 0 {
+        return false;
+    }
+    if sel >> 3 == 0 {
+        return true;
+    }
+    let b = (desc >> 32) as u32;
+    if b & P == 0 || b & S == 0 {
+        return false;
+    }
+    let ty = b & TYPE_MASK;
+    if ty & TYPE_CODE != 0 && ty & TYPE_READABLE == 0 {
+        return false;
+    }
+    let conforming = ty & TYPE_CODE != 0 && ty & TYPE_CONFORMING != 0;
+    conforming || (b & DPL_MASK) >> DPL_SHIFT == GUEST_KERNEL_RPL
 }
 
 fn join(low: u32, high: u32) -> u64 {
@@ -213,6 +250,44 @@ mod tests {
         );
         assert_eq!(mem.read_entry(f, 4), CODE64_DPL0, "untouched after it");
         assert_eq!(validate_frame(&mem, Mfn(2)), Err(MmError::BadMfn));
+    }
+
+    #[test]
+    fn data_selectors_that_load_at_cpl3() {
+        // Null selectors, whatever the RPL and the (ignored) descriptor.
+        for sel in [0u16, 1, 2, 3] {
+            assert!(data_selector_loads(sel, 0), "{sel:#x}");
+        }
+        // DPL-3 data and readable code (the flat ring-3 selectors' descriptors), any RPL.
+        for sel in [0x08u16, 0x0B, 0xE02B, 0xE033] {
+            assert!(data_selector_loads(sel, DATA_DPL3), "{sel:#x} data");
+            assert!(data_selector_loads(sel, CODE64_DPL3), "{sel:#x} code");
+        }
+        // Conforming readable code loads whatever its DPL.
+        assert!(data_selector_loads(0x10, CODE64_DPL0 | 1 << 42));
+    }
+
+    #[test]
+    fn data_selectors_that_fault_at_cpl3() {
+        let cases = [
+            (0x0Bu16, 0u64, "empty entry"),
+            (0x0B, DATA_DPL3 & !(1 << 47), "not present"),
+            (0xE013, DATA_DPL0, "DPL-0 data (the hypervisor's 0xe010)"),
+            (0xE00B, CODE64_DPL0, "DPL-0 code (the hypervisor's 0xe008)"),
+            (0x0B, DATA_DPL1, "DPL-1 data"),
+            (0x0B, CODE64_DPL3 & !(1 << 41), "execute-only code"),
+            (0xE043, 0x0000_E900_0000_0067, "a TSS, even at DPL 3"),
+            (
+                0x0B,
+                join(0, P | TYPE_CALL_GATE | 3 << DPL_SHIFT),
+                "a call gate",
+            ),
+            (0x0F, DATA_DPL3, "an LDT selector"),
+            (0x04, 0, "the LDT's null selector"),
+        ];
+        for (sel, desc, what) in cases {
+            assert!(!data_selector_loads(sel, desc), "{what}");
+        }
     }
 
     /// The frame table validates a frame when it first becomes `SegDesc` (set_gdt's typing): a

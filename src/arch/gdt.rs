@@ -7,7 +7,9 @@
 //!
 //! The guest part of the GDT of the CPU running a vCPU holds a copy of that vCPU's `set_gdt`
 //! frames (`pv::desc` decides what; [`set_guest_entries`] writes it). Only the CPU itself
-//! writes its guest part, and the hypervisor never loads a selector from it.
+//! writes its guest part. The hypervisor loads selectors from it only on a vCPU's behalf — its
+//! DS/ES/FS/GS when switching it in (`pv::selectors`), after reading the entry ([`entry`]) and
+//! checking that the load cannot fault.
 
 use core::mem::size_of;
 
@@ -163,15 +165,10 @@ pub struct DescriptorPointer {
 /// reach the reserved part (entry [`GUEST_ENTRIES`] and up) is left out. Call on the CPU whose
 /// GDT it is, with interrupts off or at least never from an interrupt handler.
 pub fn set_guest_entries(first: usize, descs: &[u64]) {
-    let mut ptr = DescriptorPointer { limit: 0, base: 0 };
-    // SAFETY: `sgdt` stores 10 bytes into `ptr`, a live DescriptorPointer of exactly that size.
-    unsafe { core::arch::asm!("sgdt [{}]", in(reg) &raw mut ptr, options(nostack)) };
-    let (limit, base) = (ptr.limit, ptr.base);
-    if usize::from(limit) != size_of::<Gdt>() - 1 || base == 0 {
+    let Some(table) = loaded_table() else {
         // Not one of our GDTs (`Gdt::load` has not run on this CPU): nothing to write into.
         return;
-    }
-    let table = base as *mut u64;
+    };
     for (i, &desc) in descs.iter().enumerate() {
         let Some(at) = first.checked_add(i).filter(|&at| at < GUEST_ENTRIES) else {
             break;
@@ -184,4 +181,24 @@ pub fn set_guest_entries(first: usize, descs: &[u64]) {
         // volatile 8-byte store is all it can observe.
         unsafe { core::ptr::write_volatile(table.wrapping_add(at), desc) };
     }
+}
+
+/// The GDT this CPU has loaded, if it is one of ours (a whole [`Gdt`]).
+fn loaded_table() -> Option<*mut u64> {
+    let mut ptr = DescriptorPointer { limit: 0, base: 0 };
+    // SAFETY: `sgdt` stores 10 bytes into `ptr`, a live DescriptorPointer of exactly that size.
+    unsafe { core::arch::asm!("sgdt [{}]", in(reg) &raw mut ptr, options(nostack)) };
+    let (limit, base) = (ptr.limit, ptr.base);
+    (usize::from(limit) == size_of::<Gdt>() - 1 && base != 0).then_some(base as *mut u64)
+}
+
+/// Entry `index` of this CPU's GDT (what a selector with that index loads), or `None` past the
+/// table or before `Gdt::load` ran here. Call on the CPU itself, like [`set_guest_entries`].
+pub fn entry(index: usize) -> Option<u64> {
+    let table = loaded_table().filter(|_| index < ENTRIES)?;
+    // SAFETY: the loaded GDT is this CPU's own `Gdt` (its size checked by `loaded_table`),
+    // living forever in its static; `index` is inside it. Only this CPU writes it (its guest
+    // part, with volatile stores; the processor sets accessed bits), so a volatile 8-byte load
+    // reads a whole descriptor.
+    Some(unsafe { core::ptr::read_volatile(table.wrapping_add(index)) })
 }

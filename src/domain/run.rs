@@ -1,8 +1,10 @@
 //! Running one vCPU on this CPU until it leaves ([`run_vcpu`]): switch it in (dirty mask, its
-//! `dirty_cpu`, CR3, segment bases, x87/SSE state, a fresh time slice), then loop — check its frame, bring the
+//! `dirty_cpu`, CR3, its GDT copy, then its DS/ES/FS/GS selectors (`pv::selectors`), then its
+//! segment bases, x87/SSE state, a fresh time slice), then loop — check its frame, bring the
 //! CPU's copy of its GDT up to date (`pv::desc::load_gdt`) and enter it,
 //! act on why it left (hypercall, exception, user `syscall`, interrupt) — until it yields,
-//! blocks, is preempted, goes down, or its domain stops.
+//! blocks, is preempted, goes down, or its domain stops; then save its x87/SSE state,
+//! selectors and live FS/GS bases.
 //!
 //! Interrupts: off while the frame is checked and entered (the guest runs with IF set in
 //! hardware, as under Xen), on while an exit is handled, so a CPU in a hypercall takes
@@ -71,11 +73,16 @@ pub fn run_vcpu(hv: &Hv<'_>, dom: &Domain, v: usize, me: usize) -> Leave {
     } else {
         vcpu.gs_base_user
     };
+    // Its GDT before its selectors, and the bases after them (loading FS/GS clobbers them).
+    pv::desc::load_gdt(hv, slot);
+    pv::selectors::load(&mut vcpu.selectors);
     pv::load_segment_bases(vcpu.fs_base, gs);
     pv::fpu::switch_in(&vcpu.fpu);
     sched::start_slice();
     let leave = run_loop(hv, dom, v, slot, vcpu, prev, fresh);
     pv::fpu::switch_out(&mut vcpu.fpu);
+    vcpu.selectors = pv::selectors::save();
+    vcpu.fs_base = pv::guest_fs_base();
     let live = pv::guest_gs_base();
     if vcpu.kernel_mode {
         vcpu.gs_base_kernel = live;

@@ -76,11 +76,14 @@ pub struct Vcpu {
     pub syscall_callback: u64,
     /// Entering the syscall callback masks events.
     pub syscall_masks_events: bool,
-    /// Segment bases (`set_segment_base`); the live GS base is in KERNEL_GS_BASE while the vCPU
-    /// is on a CPU and is saved here when it leaves.
+    /// Segment bases (`set_segment_base`); while the vCPU is on a CPU the live ones are in
+    /// FS_BASE and KERNEL_GS_BASE (the guest may change them by loading FS/GS selectors), and
+    /// they are saved here when it leaves.
     pub fs_base: u64,
     pub gs_base_kernel: u64,
     pub gs_base_user: u64,
+    /// DS/ES/FS/GS while it is off its CPU (`pv::selectors`).
+    pub selectors: crate::pv::selectors::DataSelectors,
     /// The LDT `MMUEXT_SET_LDT` recorded (not loaded: guest LDTs are not supported yet).
     pub ldt_base: u64,
     pub ldt_ents: u32,
@@ -112,6 +115,7 @@ impl Vcpu {
         self.fs_base = 0;
         self.gs_base_kernel = 0;
         self.gs_base_user = 0;
+        self.selectors = Default::default();
         self.ldt_base = 0;
         self.ldt_ents = 0;
         self.cr2 = 0;

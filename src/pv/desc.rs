@@ -8,24 +8,28 @@
 //!   general and a `SegDesc` type reference (the first one validates the frame: every
 //!   descriptor checked and rewritten to its stored form) else `-EINVAL` and nothing is held.
 //!   Then the old frames are released, the new ones recorded, and this CPU's TLB flushed.
-//!   `entries` 0 just drops the GDT.
+//!   `entries` 0 just drops the GDT. Everything after reading the list is [`install`], which
+//!   `VCPUOP_initialise` also uses for a context's `gdt_frames`/`gdt_ents` (Xen's `pv_set_gdt`
+//!   from `arch_set_info_guest`).
 //! - `update_descriptor(maddr, desc)`: `maddr` 8-byte aligned and `desc` acceptable
 //!   (`hvcore::desc::check`) else `-EINVAL`; the frame must be the caller's and take, for the
 //!   write, a `SegDesc` type reference if it is a descriptor frame, else a writable one (so a
 //!   page table is refused) else `-EINVAL`; the stored form is written with one 8-byte store.
 //!
 //! References: each frame of a [`GdtRecord`] holds one general and one `SegDesc` type
-//! reference, taken by `set_gdt` and dropped when a later `set_gdt` replaces it or by
-//! [`release`] (domain destruction); the audit counts them ([`GdtRecord::frames`]). So a GDT
-//! frame cannot be mapped writable (`-EBUSY`, spec case 28) or written by `mmu_update`
-//! (`-EINVAL`, case 53) while it is in use.
+//! reference, taken by [`install`] (`set_gdt`, `VCPUOP_initialise`) and dropped when a later
+//! `set_gdt` replaces it or by [`release`] (domain destruction, a failed initialise); the audit
+//! counts them ([`GdtRecord::frames`]). So a GDT frame cannot be mapped writable (`-EBUSY`,
+//! spec case 28) or written by `mmu_update` (`-EINVAL`, case 53) while it is in use.
 //!
 //! Loading: Xen maps a vCPU's GDT frames into its GDT; Argon's GDT is one static table per CPU,
 //! so its guest part holds a copy of whole frames (as Xen maps whole frames), made by
-//! [`load_gdt`] before each entry into the guest unless this CPU already holds the copy of that
-//! vCPU slot at the current GDT generation ([`GDT_GEN`], bumped after every change of any
-//! record or write into a descriptor frame). A descriptor written while another vCPU runs with
-//! that frame therefore reaches it at its next exit and entry, not at once as under Xen.
+//! [`load_gdt`] when a vCPU is switched in (before its data selectors are reloaded,
+//! `pv::selectors`) and before each entry into the guest, unless this CPU already holds the
+//! copy of that vCPU slot at the current GDT generation ([`GDT_GEN`], bumped after every change
+//! of any record or write into a descriptor frame). A descriptor written while another vCPU
+//! runs with that frame therefore reaches it at its next exit and entry, not at once as under
+//! Xen.
 //!
 //! Orderings: a record is written only by the owner of its vCPU's context and read by that
 //! owner (loading, the next `set_gdt`) or by the audit and destruction while the domain is
@@ -46,6 +50,7 @@ use smp::MAX_CPUS;
 use super::hypercall::{Call, HcResult};
 use crate::arch::gdt;
 use crate::domain::Hv;
+use crate::domain::dom::Domain;
 use crate::domain::vcpu::VcpuSlot;
 
 /// Descriptors in a frame.
@@ -187,13 +192,34 @@ pub fn set_gdt(c: &mut Call<'_, '_>, list: u64, entries: u64) -> HcResult {
         word.copy_from_slice(b);
         *f = u64::from_le_bytes(word);
     }
-    let (hv, dom) = (c.hv, c.dom);
+    install(c.hv, c.dom, &c.dom.vcpus[c.v], &frames[..n], entries)?;
+    crate::domain::flush::local_flush();
+    Ok(0)
+}
+
+/// Makes `frames` (MFNs already in hypervisor memory; the first ⌈entries / 512⌉ are used) with
+/// `entries` descriptors the GDT of the vCPU in `slot` of `dom`, whose context the caller owns
+/// (it runs it, or is initialising it): `set_gdt`'s checks and references (module head), then
+/// the old GDT is released. On `-EINVAL` nothing is held and the old GDT stays. The caller
+/// flushes what it must (`set_gdt` its own TLB; a vCPU being initialised has no translations).
+pub fn install(
+    hv: &Hv<'_>,
+    dom: &Domain,
+    slot: &VcpuSlot,
+    frames: &[u64],
+    entries: u32,
+) -> Result<(), Errno> {
+    if entries as usize > FIRST_RESERVED_GDT_ENTRY {
+        return Err(Errno::EINVAL);
+    }
+    let frames = frames
+        .get(..(entries as usize).div_ceil(PER_FRAME))
+        .ok_or(Errno::EINVAL)?;
     let ctx = dom.ctx(&hv.slots);
-    for i in 0..n {
-        let mfn = Mfn(frames[i]);
+    for (i, &mfn) in frames.iter().enumerate() {
         if hv
             .ft
-            .get_page_and_type(&hv.mem, &ctx, mfn, PageType::SegDesc)
+            .get_page_and_type(&hv.mem, &ctx, Mfn(mfn), PageType::SegDesc)
             .is_err()
         {
             for &f in &frames[..i] {
@@ -202,13 +228,12 @@ pub fn set_gdt(c: &mut Call<'_, '_>, list: u64, entries: u64) -> HcResult {
             return Err(Errno::EINVAL);
         }
     }
-    let (old, nr_old) = dom.vcpus[c.v].gdt.replace(&frames[..n], entries);
+    let (old, nr_old) = slot.gdt.replace(frames, entries);
     for &f in &old[..nr_old] {
         put_frame(hv, dom.id, f);
     }
     bump_generation();
-    crate::domain::flush::local_flush();
-    Ok(0)
+    Ok(())
 }
 
 /// `update_descriptor(maddr, desc)`.
@@ -248,7 +273,8 @@ pub fn update_descriptor(c: &mut Call<'_, '_>, maddr: u64, desc: u64) -> HcResul
     typed.map(|()| 0).map_err(|_| Errno::EINVAL)
 }
 
-/// Drops the GDT of the vCPU in `slot` (its domain is being destroyed: no CPU runs it).
+/// Drops the GDT of the vCPU in `slot`, which no CPU runs: its domain is being destroyed, or
+/// `VCPUOP_initialise` took its GDT and then failed (the caller owns the context).
 pub fn release(hv: &Hv<'_>, domid: u16, slot: &VcpuSlot) {
     let (old, n) = slot.gdt.replace(&[], 0);
     for &f in &old[..n] {

@@ -15,6 +15,7 @@
 //! | `fpu` | guest x87/SSE state switching, `fpu_taskswitch`, #NM |
 //! | `mmu` | `mmu_update` / `mmuext_op` / `update_va_mapping` |
 //! | `desc` | `set_gdt`, `update_descriptor`, the vCPUs' GDT records and their copies in the CPU GDTs |
+//! | `selectors` | each vCPU's DS/ES/FS/GS selectors, saved and loaded when it leaves and joins a CPU |
 //!
 //! Invariants (see also `entry.S`): every CPU that runs guests has called [`cpu_init`]; while
 //! the hypervisor runs, GS base is this CPU's `PerCpu` (`cpu::percpu`), whose `guest` area the
@@ -30,6 +31,7 @@ pub mod hypercall;
 mod mmu;
 mod ops;
 pub mod regs;
+pub mod selectors;
 pub mod traps;
 mod vcpu_op;
 
@@ -150,6 +152,13 @@ pub fn load_segment_bases(fs: u64, gs: u64) {
 pub fn guest_gs_base() -> u64 {
     // SAFETY: reading an MSR that exists on every x86-64 CPU.
     unsafe { rdmsr(MSR_KERNEL_GS_BASE) }
+}
+
+/// The guest's current FS base: what `set_segment_base` or switching in loaded, unless the
+/// guest has since loaded an FS selector, which takes the base from its descriptor.
+pub fn guest_fs_base() -> u64 {
+    // SAFETY: reading an MSR that exists on every x86-64 CPU.
+    unsafe { rdmsr(MSR_FS_BASE) }
 }
 
 /// Runs the vCPU whose registers are `regs` until it leaves; returns the exit kind

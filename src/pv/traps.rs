@@ -128,7 +128,7 @@ pub fn set_segment_base(c: &mut Call<'_, '_>, which: u64, base: u64) -> HcResult
         SEGBASE_GS_USER => v.gs_base_user = base,
         SEGBASE_GS_KERNEL => {
             v.gs_base_kernel = base;
-            super::load_segment_bases(v.fs_base, base);
+            super::load_segment_bases(super::guest_fs_base(), base);
         }
         3 => return Err(Errno::ENOSYS),
         _ => return Err(Errno::EINVAL),
@@ -137,15 +137,18 @@ pub fn set_segment_base(c: &mut Call<'_, '_>, which: u64, base: u64) -> HcResult
 }
 
 /// Switches the running vCPU between guest kernel and user mode: swaps the GS bases (the live
-/// one is in KERNEL_GS_BASE while the hypervisor runs). The run loop loads the matching CR3.
+/// one is in KERNEL_GS_BASE while the hypervisor runs); the live FS base stays (it is
+/// `vcpu.fs_base` only until the guest loads an FS selector). The run loop loads the matching
+/// CR3.
 fn toggle_mode(vcpu: &mut Vcpu) {
     let live = super::guest_gs_base();
+    let fs = super::guest_fs_base();
     if vcpu.kernel_mode {
         vcpu.gs_base_kernel = live;
-        super::load_segment_bases(vcpu.fs_base, vcpu.gs_base_user);
+        super::load_segment_bases(fs, vcpu.gs_base_user);
     } else {
         vcpu.gs_base_user = live;
-        super::load_segment_bases(vcpu.fs_base, vcpu.gs_base_kernel);
+        super::load_segment_bases(fs, vcpu.gs_base_kernel);
     }
     vcpu.kernel_mode = !vcpu.kernel_mode;
 }

@@ -4,11 +4,14 @@
 //!
 //! - every command first needs `vcpuid < nr_vcpus` (`-ENOENT`); other commands are `-ENOSYS`;
 //! - `initialise` copies the `vcpu_guest_context` (`-EFAULT`), checks it (`-EINVAL`: a
-//!   non-canonical address, an LDT that is misaligned or too long, a guest GDT — Argon takes
-//!   GDT frames only through `set_gdt`, not here yet — or page-table bases that cannot be
-//!   taken as L4s), and
-//!   installs it once (`-EEXIST` if the vCPU was initialised). The vCPU then stays down until
-//!   `up` (`VGCF_online` is ignored);
+//!   non-canonical address, an LDT that is misaligned or too long, more than 14 GDT frames),
+//!   and installs it once (`-EEXIST` if the vCPU was initialised): first its GDT
+//!   (`gdt_frames`/`gdt_ents`, taken exactly as `set_gdt` takes them, `pv::desc::install`),
+//!   then its page-table bases; if either cannot be taken (`-EINVAL`) nothing is held and the
+//!   vCPU stays uninitialised. The data selectors DS/ES/FS/GS come from `user_regs`
+//!   (`pv::selectors` loads them when the vCPU first runs) and, as in Xen, a non-null FS
+//!   selector zeroes `fs_base` and a non-null GS selector `gs_base_user`. The vCPU then stays
+//!   down until `up` (`VGCF_online` is ignored);
 //! - `up` of a vCPU never initialised is `-EINVAL`; otherwise it makes the vCPU runnable;
 //! - `down` stops the vCPU at its next exit (at once if it is the caller); taking down the last
 //!   vCPU that is up powers the domain off instead, as Xen does;
@@ -25,8 +28,10 @@ use hvcore::frame::PageType;
 use hvcore::hypercall::{guest_addr_ok, is_canonical};
 use hvcore::mem::{Mfn, PhysMem};
 
+use super::desc;
 use super::hypercall::{Call, HcResult};
 use super::regs::GuestRegs;
+use super::selectors::DataSelectors;
 use crate::domain::sched;
 use crate::domain::vcpu::{Up, Vcpu};
 
@@ -95,7 +100,10 @@ fn check(ctx: &VcpuGuestContext) -> Result<(), Errno> {
             && ctx.ldt_base & 0xFFF == 0
             && ctx.ldt_ents <= LDT_MAX_ENTS);
     let traps_ok = ctx.trap_ctxt.iter().all(|t| is_canonical(t.address));
-    if !addresses.iter().all(|&a| is_canonical(a)) || !ldt_ok || !traps_ok || ctx.gdt_ents != 0 {
+    // Xen's `nr_gdt_frames`: DIV_ROUND_UP of the 64-bit count, kept in an unsigned int.
+    let gdt_frames = (ctx.gdt_ents.wrapping_add(511) / 512) as u32;
+    let gdt_ok = gdt_frames as usize <= abi::selectors::FIRST_RESERVED_GDT_PAGE;
+    if !addresses.iter().all(|&a| is_canonical(a)) || !ldt_ok || !traps_ok || !gdt_ok {
         return Err(Errno::EINVAL);
     }
     Ok(())
@@ -110,7 +118,12 @@ fn initialise(c: &mut Call<'_, '_>, id: usize, arg: u64) -> HcResult {
     if !slot.claim_init() {
         return Err(Errno::EEXIST);
     }
-    let bases = take_bases(c, &ctx);
+    // Xen's `pv_set_gdt` takes the count as an unsigned int (and refuses more than 7168).
+    let gdt = desc::install(c.hv, c.dom, slot, &ctx.gdt_frames, ctx.gdt_ents as u32);
+    let bases = gdt.and_then(|()| take_bases(c, &ctx));
+    if gdt.is_ok() && bases.is_err() {
+        desc::release(c.hv, c.dom.id, slot);
+    }
     if let Ok((kernel, user)) = bases {
         // SAFETY: `claim_init` made this CPU the owner of vCPU `id`'s context (it is BUSY, and
         // not the caller, which is RUNNING); no other reference to it exists.
@@ -194,9 +207,16 @@ fn install(vcpu: &mut Vcpu, ctx: &VcpuGuestContext) {
     vcpu.failsafe_callback = ctx.failsafe_callback_eip;
     vcpu.syscall_callback = ctx.syscall_callback_eip;
     vcpu.syscall_masks_events = ctx.flags & VGCF_SYSCALL_DISABLES_EVENTS != 0;
-    vcpu.fs_base = ctx.fs_base;
+    vcpu.selectors = DataSelectors {
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+    };
+    // Xen: "non-nul selector kills fs_base" (and the user GS base).
+    vcpu.fs_base = if r.fs & !3 == 0 { ctx.fs_base } else { 0 };
     vcpu.gs_base_kernel = ctx.gs_base_kernel;
-    vcpu.gs_base_user = ctx.gs_base_user;
+    vcpu.gs_base_user = if r.gs & !3 == 0 { ctx.gs_base_user } else { 0 };
     vcpu.ldt_base = ctx.ldt_base;
     vcpu.ldt_ents = ctx.ldt_ents as u32;
 }

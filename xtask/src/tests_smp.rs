@@ -142,7 +142,8 @@ const SMP_MATRIX: [(u32, u32, u32); 6] = [
 ];
 
 /// The `smp` suite's tests, in order (each must print its PASS line).
-const SMP_TESTS: [&str; 15] = [
+const SMP_TESTS: [&str; 18] = [
+    "initialise_gdt_refused",
     "vcpus_up",
     "own_batches",
     "long_batches",
@@ -152,6 +153,8 @@ const SMP_TESTS: [&str; 15] = [
     "remote_down_up",
     "sched_block",
     "state_survives_switches",
+    "secondary_gdt_selector",
+    "selectors_survive_switches",
     "shootdown_uvmf",
     "shootdown_flush_multi",
     "stale_writable_retyped",

@@ -3,7 +3,7 @@
 //! | suite | contents |
 //! |---|---|
 //! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`), a page-table tree's life (`lifecycle`), refused requests (`reject`, `reject_pt`), stored entries, retyping and linear-use limits (`entries`), encoding edges: NULL `pdone`, guest-set continuations, SET_LDT, INVLPG and `update_va_mapping` flush encodings (`encodings`), exception bounces (`exceptions`), descriptor tables and emulated CR moves (`desc`) |
-//! | `smp` | secondary vCPUs, concurrent page-table updates, shootdowns, hostile batches |
+//! | `smp` | secondary vCPUs (one brought up with a GDT), concurrent page-table updates, per-vCPU GDTs and data selectors across switches (`smp_segs`), shootdowns, hostile batches |
 //! | `demo` | every vCPU issuing `mmu_update` batches at once, with statistics |
 //! | `crash` | a secondary vCPU faults with no handler while the others update page tables |
 //! | `mmu-stress` | perf workload: `mmu_update` scaling in three layouts, shootdown latency |
@@ -31,6 +31,7 @@ mod reject;
 mod reject_pt;
 mod smp;
 mod smp_sched;
+mod smp_segs;
 mod smp_tlb;
 mod stress;
 mod vcpu;
@@ -122,6 +123,7 @@ static TESTS: &[Test] = &tests![
 ];
 
 static SMP: &[Test] = &tests![
+    smp_segs::initialise_gdt_refused,
     smp::vcpus_up,
     smp::own_batches,
     smp::long_batches,
@@ -131,6 +133,8 @@ static SMP: &[Test] = &tests![
     smp_sched::remote_down_up,
     smp_sched::sched_block,
     fpu::state_survives_switches,
+    smp_segs::secondary_gdt_selector,
+    smp_segs::selectors_survive_switches,
     smp_tlb::shootdown_uvmf,
     smp_tlb::shootdown_flush_multi,
     smp_tlb::stale_writable_retyped,

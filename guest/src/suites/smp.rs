@@ -41,8 +41,9 @@ fn parse_rounds(env: &Env) {
 }
 
 /// `VCPUOP_*` before and after bring-up: `up` of an uninitialised vCPU is `-EINVAL`, ids past
-/// the domain are `-ENOENT`, a second `initialise` is `-EEXIST`; then every vCPU runs a job
-/// with its own id, and the scratch tree is built.
+/// the domain are `-ENOENT`, a second `initialise` is `-EEXIST`; vCPU 1 is initialised with a
+/// one-frame GDT (`smp_segs::boot_gdt`); then every vCPU runs a job with its own id, and the
+/// scratch tree is built.
 pub fn vcpus_up(env: &Env) -> Outcome {
     parse_rounds(env);
     let mut n = 1;
@@ -62,7 +63,12 @@ pub fn vcpus_up(env: &Env) -> Outcome {
         ensure_eq!(rc, Errno::EINVAL.ret(), "up(1) before initialise");
         refused_contexts(env)?;
     }
-    let started = smp::start(env)?;
+    let gdt = if smp::nr() == 1 {
+        super::smp_segs::boot_gdt(env)?
+    } else {
+        None
+    };
+    let started = smp::start_with(env, gdt)?;
     ensure_eq!(started, n, "vCPUs started");
     for id in 0..n {
         ensure_eq!(
