@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `builder` | a domain from a kernel image (parsed by `abi::pv_image`, laid out by `abi::boot_layout`) |
 //! | `dom` | `Domain`: fixed facts, shared state, dirty mask |
-//! | `vcpu` | `Vcpu` contexts and their slots' scheduling state machine |
+//! | `vcpu`, `vcpu_ctx` | `Vcpu` contexts and their slots' scheduling state machine |
 //! | `machine` | direct-map `PhysMem`, M2P, frame boxes, the `DomainCtx` |
 //! | `flush` | the flush clock and shootdowns over IPIs, statistics |
 //! | `sched`, `runq` | run queues, time slices, idle CPUs, starting and retiring a domain |
@@ -40,6 +40,7 @@ pub mod run;
 mod runq;
 pub mod sched;
 pub mod vcpu;
+mod vcpu_ctx;
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
