@@ -42,7 +42,7 @@ pub mod sched;
 pub mod vcpu;
 mod vcpu_ctx;
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use abi::sched::SHUTDOWN_POWEROFF;
 use boot::arch::qemu::ExitCode;
@@ -79,6 +79,8 @@ pub struct Hv<'a> {
     /// The audit's scratch space, used by one audit at a time (`audit_busy`).
     scratch: BootCell<&'static mut [AuditScratch]>,
     audit_busy: AtomicBool,
+    /// Domains built and not yet destroyed (running, or retired and being destroyed).
+    domains: AtomicUsize,
 }
 
 impl Hv<'_> {
@@ -127,6 +129,18 @@ impl Hv<'_> {
                 }
             });
         counted
+    }
+
+    /// The scope of an audit on behalf of one domain: `Own` while any other domain exists —
+    /// running, or retired and still being destroyed (its frames change meanwhile).
+    pub fn scope_for_one(&self) -> Scope {
+        // Acquire: pairs with the Release decrement after `destroy`, so an audit that sees no
+        // other domain also sees every frame-table change of their destruction.
+        if self.domains.load(Ordering::Acquire) > 1 {
+            Scope::Own
+        } else {
+            Scope::All
+        }
     }
 
     /// The domain a finding is about: the owner of the frame or table it names (`None` for a
@@ -183,6 +197,7 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
         linear_pt: options.linear_pt,
         scratch: BootCell::new(scratch),
         audit_busy: AtomicBool::new(false),
+        domains: AtomicUsize::new(0),
     };
     let Ok(hv) = HV.set(hv) else {
         exit(ExitCode::Failure, "failure (domains started twice)");
@@ -201,6 +216,12 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
             let Ok(id) = DomId::try_from(i) else { break };
             running[free] = modules::build(hv, mem, options, i, id, m.cmdline, (m.start, m.end));
             fresh[free] = running[free].is_some();
+            if fresh[free] {
+                // Relaxed: read only by the audit-scope check, which the BSP's own later
+                // Release decrement orders; an audit meanwhile seeing one domain too few can
+                // only pick `All` before this domain has run.
+                hv.domains.fetch_add(1, Ordering::Relaxed);
+            }
         }
         for (entry, _) in running.iter_mut().zip(fresh).filter(|(_, f)| *f) {
             // SAFETY: the domain lives in its own frames (moving the box does not move it) and
@@ -212,6 +233,8 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
             {
                 error!("d{}: no free scheduler slot; domain not started", dom.id);
                 ends.leaked += life::destroy(hv, &mut mem.alloc, dom);
+                // Release: see `Hv::scope_for_one`.
+                hv.domains.fetch_sub(1, Ordering::Release);
             }
         }
         if running.iter().all(Option::is_none) {
@@ -262,10 +285,9 @@ impl Ends {
         let reason = dom.shutdown_reason().unwrap_or(abi::sched::SHUTDOWN_CRASH);
         modules::report_vcpus(&dom);
         // Other domains may still run: then only this domain's own frames are judged.
-        let (scope, what) = if live::count() > 0 {
-            (Scope::Own, " in its own frames (other domains still run)")
-        } else {
-            (Scope::All, "")
+        let (scope, what) = match hv.scope_for_one() {
+            Scope::Own => (Scope::Own, " in its own frames (other domains still run)"),
+            Scope::All => (Scope::All, ""),
         };
         // Interrupts on: a guest's audit hypercall may hold the audit meanwhile.
         crate::cpu::ipi::interrupts_on();
@@ -273,6 +295,8 @@ impl Ends {
         crate::cpu::ipi::interrupts_off();
         info!("d{id}: audit at shutdown: {found} discrepancies{what}");
         self.leaked += life::destroy(hv, alloc, dom);
+        // Release: see `Hv::scope_for_one`.
+        hv.domains.fetch_sub(1, Ordering::Release);
         if privileged {
             self.dom0_reason = Some(reason);
         }

@@ -24,7 +24,6 @@ use abi::version::{
 use abi::vm_assist::{VMASST_CMD_DISABLE, VMASST_CMD_ENABLE, vmasst_valid_pv64};
 
 use super::hypercall::{Call, HcResult, is_self};
-use crate::domain::Scope;
 use crate::domain::live;
 use crate::domain::vcpu::Request;
 
@@ -250,11 +249,6 @@ pub fn argon_audit(c: &mut Call<'_, '_>) -> HcResult {
     if !c.dom.privileged {
         return Err(Errno::EPERM);
     }
-    let scope = if live::count() > 1 {
-        Scope::Own
-    } else {
-        Scope::All
-    };
-    let found = c.hv.audit(Some(c.dom), false, scope);
+    let found = c.hv.audit(Some(c.dom), false, c.hv.scope_for_one());
     Ok(found as i64)
 }
