@@ -153,6 +153,7 @@ macro_rules! abi_struct {
         impl $crate::wire::Wire for $name {
             const SIZE: usize = $size;
 
+            #[inline]
             fn read_from(bytes: &[u8]) -> Result<Self, $crate::wire::ShortBuffer> {
                 $crate::wire::check_len($size, bytes.len())?;
                 Ok(<Self as $crate::wire::Field>::get(bytes))

@@ -1,6 +1,7 @@
 //! Exceptions in the test kernel: a virtual IDT for #DE, #UD, #GP and #PF, fault-tolerant
-//! probes ([`probe_read`], [`probe_write`], [`probe_ud`]), the record of the last caught
-//! exception ([`last_trap`]) and the entry point of secondary vCPUs.
+//! probes ([`probe_read`], [`probe_write`], [`probe_write32`], [`probe_cmpxchg`], [`probe_ud`]),
+//! the record of the last caught exception ([`last_trap`]) and the entry point of secondary
+//! vCPUs.
 //!
 //! A probe is a one-instruction access at a known address. Every handler looks the pair
 //! (vector, faulting RIP) up in `catch_table`: #PF or #GP at a read/write probe, #UD at the
@@ -43,6 +44,29 @@ guest_probe_write:                  /* u64 (u64 va, u64 value): 0, or 1 if the s
 probe_write_insn:
 guest_probe_write_insn:
     mov %rsi, (%rdi)
+    ret
+
+    .global guest_probe_write32
+    .global guest_probe_write32_insn
+guest_probe_write32:                /* u64 (u64 va, u32 value): 0, or 1 if the store faulted */
+    xor %eax, %eax
+probe_write32_insn:
+guest_probe_write32_insn:
+    mov %esi, (%rdi)
+    ret
+
+    .global guest_probe_cmpxchg
+    .global guest_probe_cmpxchg_insn
+guest_probe_cmpxchg:                /* u64 (u64 va, u64 expected, u64 new, u64 *rax): 1 if it
+                                     * faulted, else 2 if ZF was set or 0, with rax in *rax */
+    mov %rsi, %rax
+probe_cmpxchg_insn:
+guest_probe_cmpxchg_insn:
+    lock cmpxchg %rdx, (%rdi)
+    mov %rax, (%rcx)
+    setz %al
+    movzbl %al, %eax
+    shl $1, %eax
     ret
 
 probe_fault:
@@ -154,6 +178,8 @@ catch_table:                        /* (vector, faulting rip, landing), then a z
     .quad 13, probe_read_insn, probe_fault
     .quad 14, probe_write_insn, probe_fault
     .quad 13, probe_write_insn, probe_fault
+    .quad 14, probe_write32_insn, probe_fault
+    .quad 14, probe_cmpxchg_insn, probe_fault
     .quad 6, probe_ud_insn, probe_fault
     .quad 13, 0x0000800000000000, probe_fault
     .quad 0, 0, 0
@@ -183,11 +209,15 @@ guest_secondary_entry:              /* %rdi = vCPU id, %rsp = its stack (from it
 unsafe extern "C" {
     fn guest_probe_read(va: u64, out: *mut u64) -> u64;
     fn guest_probe_write(va: u64, value: u64) -> u64;
+    fn guest_probe_write32(va: u64, value: u32) -> u64;
+    fn guest_probe_cmpxchg(va: u64, expected: u64, new: u64, rax: *mut u64) -> u64;
     fn guest_probe_ud() -> u64;
     fn guest_probe_iret() -> u64;
     /// The faulting instructions of the probes (labels, never called).
     fn guest_probe_read_insn();
     fn guest_probe_write_insn();
+    fn guest_probe_write32_insn();
+    fn guest_probe_cmpxchg_insn();
     fn guest_probe_ud_insn();
     /// vector, error, rip, cs, rflags, rsp, ss, count (written by `trap_catch` only).
     static guest_trap_record: [u64; 8];
@@ -219,6 +249,32 @@ pub unsafe fn probe_write(va: u64, value: u64) -> bool {
     unsafe { guest_probe_write(va, value) == 0 }
 }
 
+/// Writes the 4 bytes `value` at `va` (`mov %esi,(%rdi)`); false if the access faults.
+///
+/// # Safety
+///
+/// As for [`probe_write`].
+pub unsafe fn probe_write32(va: u64, value: u32) -> bool {
+    // SAFETY: the caller vouches for the store; a fault is caught as in `probe_read`.
+    unsafe { guest_probe_write32(va, value) == 0 }
+}
+
+/// `lock cmpxchg` of `new` over `expected` at `va` (8 bytes): `None` if it faults, else
+/// whether ZF was set (the exchange happened) and rax afterwards (what memory held).
+///
+/// # Safety
+///
+/// As for [`probe_write`]: the exchange may store `new` at `va`.
+pub unsafe fn probe_cmpxchg(va: u64, expected: u64, new: u64) -> Option<(bool, u64)> {
+    let mut rax = 0u64;
+    // SAFETY: the caller vouches for the store; a fault is caught as in `probe_read` (and
+    // leaves `rax` unwritten).
+    match unsafe { guest_probe_cmpxchg(va, expected, new, &mut rax) } {
+        1 => None,
+        zf => Some((zf == 2, rax)),
+    }
+}
+
 /// Executes `ud2`; true if the resulting #UD was bounced to the handler and the probe resumed.
 pub fn probe_ud() -> bool {
     // SAFETY: `ud2` raises #UD, which the handler catches at this probe's RIP and turns into
@@ -244,6 +300,8 @@ pub const NONCANONICAL_RIP: u64 = 0x0000_8000_0000_0000;
 pub enum Probe {
     Read,
     Write,
+    Write32,
+    Cmpxchg,
     Ud,
 }
 
@@ -253,6 +311,8 @@ impl Probe {
         let f: unsafe extern "C" fn() = match self {
             Probe::Read => guest_probe_read_insn,
             Probe::Write => guest_probe_write_insn,
+            Probe::Write32 => guest_probe_write32_insn,
+            Probe::Cmpxchg => guest_probe_cmpxchg_insn,
             Probe::Ud => guest_probe_ud_insn,
         };
         f as usize as u64

@@ -62,6 +62,7 @@ impl DirectMem {
         }
     }
 
+    #[inline]
     fn entry(&self, mfn: Mfn, index: usize) -> &AtomicU64 {
         assert!(
             mfn.index().is_some_and(|m| m < self.frames) && index < 512,
@@ -76,20 +77,24 @@ impl DirectMem {
 }
 
 impl PhysMem for DirectMem {
+    #[inline]
     fn frames(&self) -> usize {
         self.frames
     }
 
+    #[inline]
     fn read_entry(&self, mfn: Mfn, index: usize) -> u64 {
         // Acquire: the `PhysMem` contract (pairs with Release stores and CASes of entries).
         self.entry(mfn, index).load(Ordering::Acquire)
     }
 
+    #[inline]
     fn write_entry(&self, mfn: Mfn, index: usize, val: u64) {
         // Release: the `PhysMem` contract.
         self.entry(mfn, index).store(val, Ordering::Release)
     }
 
+    #[inline]
     fn cas_entry(&self, mfn: Mfn, index: usize, old: u64, new: u64) -> Result<(), u64> {
         // AcqRel on success (the `PhysMem` contract); Acquire on failure: the value found is
         // the one the caller drops references for next.

@@ -98,6 +98,15 @@ pub fn start_slice() {
     time::arm_oneshot(SLICE_NS);
 }
 
+/// This CPU's slice flag, for a loop that asks [`should_preempt`] before every step (a hypercall
+/// batch): while the flag is clear, `should_preempt` can only be true on the BSP with a domain
+/// waiting to be retired, and such a loop may leave that to the next slice tick (the timer sets
+/// the flag within [`SLICE_NS`], as it does for a vCPU running guest code). The reference is
+/// this CPU's: valid while the caller does not migrate, i.e. within one hypercall.
+pub fn slice_flag() -> &'static AtomicBool {
+    &CPUS[percpu::this_index()].slice_over
+}
+
 /// Should the running vCPU of `dom` leave this CPU now? On the BSP when a domain waits to be
 /// retired; elsewhere when the slice is over and another vCPU is waiting (blocked vCPUs whose
 /// time has come are woken first: with every CPU busy, this tick is what wakes them).

@@ -18,35 +18,12 @@ use hvcore::privop::decode_mov_cr;
 
 use super::guestmem::GuestMem;
 use super::hypercall::Call;
-use super::regs::GuestRegs;
 use crate::domain::Hv;
 use crate::domain::dom::Domain;
 use crate::domain::vcpu::Vcpu;
 
 /// Longest instruction decoded: REX, 0F, opcode, ModRM.
 const MAX_LEN: usize = 4;
-
-/// The general register `n` (encoding order) of `r`.
-fn gpr(r: &mut GuestRegs, n: u8) -> &mut u64 {
-    match n & 15 {
-        0 => &mut r.rax,
-        1 => &mut r.rcx,
-        2 => &mut r.rdx,
-        3 => &mut r.rbx,
-        4 => &mut r.rsp,
-        5 => &mut r.rbp,
-        6 => &mut r.rsi,
-        7 => &mut r.rdi,
-        8 => &mut r.r8,
-        9 => &mut r.r9,
-        10 => &mut r.r10,
-        11 => &mut r.r11,
-        12 => &mut r.r12,
-        13 => &mut r.r13,
-        14 => &mut r.r14,
-        _ => &mut r.r15,
-    }
-}
 
 /// The #GP vCPU `v` of `dom` just took (in `vcpu.regs`): emulates it if it is one of the
 /// instructions above and returns true, else returns false with nothing changed.
@@ -73,10 +50,10 @@ pub fn privileged_op(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) -> bo
         return false;
     };
     match (op.write, op.cr) {
-        (false, 2) => *gpr(&mut vcpu.regs, op.gpr) = vcpu.cr2,
-        (false, 3) => *gpr(&mut vcpu.regs, op.gpr) = l4 << 12,
+        (false, 2) => *vcpu.regs.gpr_mut(op.gpr) = vcpu.cr2,
+        (false, 3) => *vcpu.regs.gpr_mut(op.gpr) = l4 << 12,
         (true, 3) => {
-            let mfn = Mfn(*gpr(&mut vcpu.regs, op.gpr) >> 12);
+            let mfn = Mfn(*vcpu.regs.gpr_mut(op.gpr) >> 12);
             let mut c = Call::new(hv, dom, v, vcpu);
             if super::mmu::new_baseptr(&mut c, mfn).is_err() {
                 return false;

@@ -16,9 +16,12 @@
 //! - `dirty_mask` and `vcpu_dirty_cpu` are read with read-modify-writes after the change they
 //!   protect (`AtomicCpuMask::snapshot`, `VcpuSlot::dirty_cpu`);
 //! - `preempt_pending` is this CPU's time slice being over with other vCPUs waiting, outside a
-//!   multicall (where there are no continuations), so long batches continue later.
+//!   multicall (where there are no continuations), so long batches continue later. It is asked
+//!   before every element, so its common case is one Relaxed load of this CPU's slice flag
+//!   (`sched::slice_flag`, looked up once per hypercall); only a set flag asks the scheduler.
 
 use core::cell::OnceCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use abi::vm_assist::VMASST_TYPE_M2P_STRICT;
 use hvcore::domain::DomId;
@@ -43,6 +46,8 @@ pub struct Env<'c, 'h> {
     nested: bool,
     ctx: HvCtx<'c>,
     guest: GuestMem<'c>,
+    /// This CPU's slice flag (`sched::slice_flag`; a hypercall does not migrate).
+    slice_over: &'static AtomicBool,
     /// Other live domains this hypercall named (FD, PFD), attached on first use and detached
     /// when it ends (`Drop`), with the id asked for; `None` for no such domain.
     others: [OnceCell<(DomId, Option<Other<'c>>)>; 2],
@@ -62,13 +67,15 @@ impl<'c, 'h> Env<'c, 'h> {
         let (v, nested) = (c.v, c.nested);
         let vcpu = c.vcpu();
         let l4 = dom.vcpus[v].base(vcpu.kernel_mode);
+        let ctx = dom.ctx(&hv.slots);
         Env {
             hv,
             dom,
             v,
             nested,
-            ctx: dom.ctx(&hv.slots),
-            guest: GuestMem::new(&hv.ft, &hv.mem, l4, dom.ctx(&hv.slots)),
+            guest: GuestMem::new(&hv.ft, &hv.mem, l4, ctx),
+            ctx,
+            slice_over: crate::domain::sched::slice_flag(),
             vcpu,
             others: [OnceCell::new(), OnceCell::new()],
         }
@@ -241,7 +248,11 @@ impl<'c> HcEnv for Env<'c, '_> {
     }
 
     fn preempt_pending(&self) -> bool {
-        !self.nested && crate::domain::sched::should_preempt(self.dom)
+        // Relaxed: this CPU's own flag, set by its timer interrupt; `should_preempt` re-reads
+        // what it decides on with its own orderings.
+        !self.nested
+            && self.slice_over.load(Ordering::Relaxed)
+            && crate::domain::sched::should_preempt(self.dom)
     }
 }
 

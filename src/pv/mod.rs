@@ -12,6 +12,7 @@
 //! | `vcpu_op` | `vcpu_op`: initialise, up, down, is_up |
 //! | `traps` | trap table, callbacks, bounce frames, `iret`, stack/segment hypercalls |
 //! | `emul` | the privileged instructions emulated on #GP (`mov` from CR2/CR3, to CR3) |
+//! | `ptwr` | writable page tables: guest stores into its read-only L1s, emulated on #PF |
 //! | `fpu` | guest x87/SSE state switching, `fpu_taskswitch`, #NM |
 //! | `mmu` | `mmu_update` / `mmuext_op` / `update_va_mapping` |
 //! | `desc` | `set_gdt`, `update_descriptor`, the vCPUs' GDT records and their copies in the CPU GDTs |
@@ -30,6 +31,7 @@ pub mod guestmem;
 pub mod hypercall;
 mod mmu;
 mod ops;
+mod ptwr;
 pub mod regs;
 pub mod selectors;
 pub mod traps;

@@ -118,6 +118,35 @@ impl GuestRegs {
     pub fn args(&self) -> [u64; 5] {
         [self.rdi, self.rsi, self.rdx, self.r10, self.r8]
     }
+
+    /// General register `n` (its low 4 bits) in encoding order: rax, rcx, rdx, rbx, rsp, rbp,
+    /// rsi, rdi, r8–r15 (what the emulated instructions name).
+    pub fn gpr_mut(&mut self, n: u8) -> &mut u64 {
+        match n & 15 {
+            0 => &mut self.rax,
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            4 => &mut self.rsp,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            _ => &mut self.r15,
+        }
+    }
+
+    /// General register `n`, as [`Self::gpr_mut`].
+    pub fn gpr(&self, n: u8) -> u64 {
+        let mut copy = *self;
+        *copy.gpr_mut(n)
+    }
 }
 
 impl fmt::Display for GuestRegs {

@@ -255,10 +255,13 @@ fn bounce(
 }
 
 /// A guest exception (vector, error and cr2 in the vCPU's registers): a #GP the hypervisor
-/// emulates (`emul`) is done with; anything else is bounced to the guest's handler, or the
-/// domain crashes if there is none.
+/// emulates (`emul`) or a #PF it emulates as a page-table write (`ptwr`) is done with; anything
+/// else is bounced to the guest's handler, or the domain crashes if there is none.
 pub fn exception(hv: &Hv<'_>, dom: &Domain, v: usize, vcpu: &mut Vcpu) {
     if vcpu.regs.vector == VECTOR_GP && super::emul::privileged_op(hv, dom, v, vcpu) {
+        return;
+    }
+    if vcpu.regs.vector == VECTOR_PF && super::ptwr::page_fault(hv, dom, v, vcpu) {
         return;
     }
     if vcpu.regs.vector == VECTOR_NM && !super::fpu::device_not_available(&mut vcpu.fpu) {

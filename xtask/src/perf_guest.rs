@@ -1,6 +1,6 @@
 //! `cargo xtask perf`, in-guest part: the guest kernel's `mmu-stress` workload at 1..=N vCPUs
 //! (QEMU CPUs = vCPUs) on Argon and, with the very same image, on Xen 4.17 as dom0 under the
-//! same QEMU (TCG, `-cpu max`, 512 MiB, dom0 64 MiB); Argon's boot-time IPI round trip
+//! same QEMU (TCG, `-cpu max`, 512 MiB, SeaBIOS, dom0 64 MiB); Argon's boot-time IPI round trip
 //! (`argon.bench=ipi`) in every Argon run. Boots alternate Argon, Xen, Argon, … so that drift
 //! in the machine's load hits both. This file owns the options and the runs; parsing and
 //! figures are `perf_guest_report`'s, the files and the RESULTS.md section `perf_guest_out`'s.
@@ -163,6 +163,8 @@ fn argon_boot(
     commands: &mut Vec<String>,
 ) -> BootResult {
     let mut boot = Boot::new(image);
+    // SeaBIOS (QEMU's default), as for Xen: both hypervisors boot from the same firmware.
+    boot.bios = None;
     boot.smp = v;
     boot.memory_mb = MEMORY_MB;
     boot.cmdline = "argon.bench=ipi".into();

@@ -169,12 +169,12 @@ fn section(s: &Setup, boots: &[BootResult], pts: &[Point]) -> String {
     );
     let _ = writeln!(
         md,
-        "- QEMU: {}; accelerator **TCG** (`-accel tcg -cpu max`), 512 MiB. Firmware: qboot for \
-         Argon, SeaBIOS for Xen (Xen 4.17 triple-faults under qboot); it only runs before the \
-         hypervisor.\n- Guest command line: `{}` (plus `vcpus=N` in Argon's module line; \
-         `dom0_max_vcpus=N` on Xen's).\n- Boots: {} per hypervisor and vCPU count, in the \
-         order Argon, Xen, Argon, Xen, … so that changes in the machine's speed hit both; \
-         figures pool every repetition of every boot.\n- Host: {} core(s) available. Runs with more vCPUs than \
+        "- QEMU: {}; accelerator **TCG** (`-accel tcg -cpu max`), 512 MiB. Firmware: SeaBIOS \
+         (QEMU's default) for both; it only runs before the hypervisor.\n- Guest command \
+         line: `{}` (plus `vcpus=N` in Argon's module line; `dom0_max_vcpus=N` on Xen's).\n\
+         - Boots: {} per hypervisor and vCPU count, in the order Argon, Xen, Argon, Xen, … \
+         so that changes in the machine's speed hit both; figures pool every repetition of \
+         every boot.\n- Host: {} core(s) available. Runs with more vCPUs than \
          host cores are **oversubscribed** (QEMU's vCPU threads share the cores) and marked †.\n\
          - Time: TSC ticks read by the guest with `rdtsc` (under TCG the host's TSC on both \
          hypervisors), turned into seconds at the host's {:.3} GHz measured against the OS \

@@ -35,11 +35,11 @@ const XEN_LINEAR: u64 = 0xFFFF_8100_0000_0000;
 /// `vcpu_info[0].arch.cr2` in shared_info, in words.
 const CR2_WORD: usize = 2;
 /// #PF error code bits.
-const PF_PRESENT: u64 = 1;
-const PF_WRITE: u64 = 2;
+pub(super) const PF_PRESENT: u64 = 1;
+pub(super) const PF_WRITE: u64 = 2;
 
 /// The faulting address the hypervisor stored for vCPU 0's last #PF.
-fn guest_cr2(env: &Env) -> Result<u64, Fail> {
+pub(super) fn guest_cr2(env: &Env) -> Result<u64, Fail> {
     let alias = Alias::new(env, &SHARED)?;
     let rc = alias.map((env.si.shared_info & !0xFFF) | LEAF_RW);
     ensure_eq!(rc, 0, "mapping shared_info");
@@ -50,7 +50,7 @@ fn guest_cr2(env: &Env) -> Result<u64, Fail> {
 
 /// Runs `probe` (true if it faulted) and checks that it caught exactly one exception, of
 /// `vector` at `rip` with error code `error`, bounced from kernel mode onto this stack.
-fn one_trap(
+pub(super) fn one_trap(
     probe: impl FnOnce() -> bool,
     vector: u64,
     rip: u64,

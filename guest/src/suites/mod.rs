@@ -2,7 +2,7 @@
 //!
 //! | suite | contents |
 //! |---|---|
-//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`), a page-table tree's life (`lifecycle`), refused requests (`reject`, `reject_pt`), stored entries, retyping and linear-use limits (`entries`), encoding edges: NULL `pdone`, guest-set continuations, SET_LDT, INVLPG and `update_va_mapping` flush encodings (`encodings`), exception bounces (`exceptions`), descriptor tables and emulated CR moves (`desc`) |
+//! | `tests` | conformance: start_info and initial address space (`boot`), hypercall encodings and error paths (`mmu`, `vcpu`), a page-table tree's life (`lifecycle`), refused requests (`reject`, `reject_pt`), stored entries, retyping and linear-use limits (`entries`), stores into read-only L1s emulated as writable page tables (`ptwr`), encoding edges: NULL `pdone`, guest-set continuations, SET_LDT, INVLPG and `update_va_mapping` flush encodings (`encodings`), exception bounces (`exceptions`), descriptor tables and emulated CR moves (`desc`) |
 //! | `smp` | secondary vCPUs (one brought up with a GDT), concurrent page-table updates, per-vCPU GDTs and data selectors across switches (`smp_segs`), shootdowns, hostile batches |
 //! | `demo` | every vCPU issuing `mmu_update` batches at once, with statistics |
 //! | `crash` | a secondary vCPU faults with no handler while the others update page tables |
@@ -27,6 +27,7 @@ mod isolation;
 mod lifecycle;
 mod mmu;
 mod ops;
+mod ptwr;
 mod reject;
 mod reject_pt;
 mod smp;
@@ -94,6 +95,12 @@ static TESTS: &[Test] = &tests![
     entries::linear_use_limit,
     entries::l1_entries_stored_adjusted,
     entries::preserve_ad_keeps_accessed_dirty,
+    ptwr::ptwr_store_emulated,
+    ptwr::ptwr_table_mapping_faults,
+    ptwr::ptwr_misaligned_or_l2_faults,
+    ptwr::ptwr_half_store_merged,
+    ptwr::ptwr_cmpxchg,
+    ptwr::ptwr_assist_disabled,
     encodings::null_pdone_accepted,
     encodings::continuation_count_from_guest,
     encodings::final_return_call_returns_fd,

@@ -9,6 +9,7 @@
 //!
 //! Submodules: `state` (the packed word), `types` (type and level values), `error`, `general`
 //! (allocation and general references), `typed` (type references, validation, de-validation),
+//! `pair` (a general and a type reference together, one CAS where the word allows),
 //! `partial` (de-validation deferred and resumed across hypercalls), `pin` (pin/unpin),
 //! `linear` (the linear page-table counter and the partial cursor).
 //!
@@ -26,6 +27,7 @@
 mod error;
 mod general;
 mod linear;
+mod pair;
 mod partial;
 mod pin;
 mod state;
@@ -111,6 +113,7 @@ impl<'a> FrameTable<'a> {
         mfn.index().is_some_and(|i| i < self.frames.len())
     }
 
+    #[inline]
     pub(crate) fn info(&self, mfn: Mfn) -> Result<&'a FrameInfo, MmError> {
         mfn.index()
             .and_then(|i| self.frames.get(i))
@@ -118,6 +121,7 @@ impl<'a> FrameTable<'a> {
     }
 
     /// The frame's current state (a snapshot; Acquire, pairing with every Release transition).
+    #[inline]
     pub fn state(&self, mfn: Mfn) -> Result<FrameState, MmError> {
         let info = self.info(mfn)?;
         // Acquire: a reader that acts on the snapshot (tests, audit, `pt` deciding whether a
@@ -141,6 +145,7 @@ impl<'a> FrameTable<'a> {
 }
 
 /// Decode a word loaded from a state atomic, failing closed.
+#[inline]
 pub(crate) fn decode(word: u64) -> Result<FrameState, MmError> {
     FrameState::decode(word).ok_or(MmError::CorruptState)
 }
@@ -156,5 +161,7 @@ pub(crate) fn owned<T>(r: Result<T, MmError>) {
     );
 }
 
+#[cfg(test)]
+mod pair_tests;
 #[cfg(test)]
 mod tests;

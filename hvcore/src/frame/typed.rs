@@ -39,7 +39,7 @@
 
 use super::{
     FrameInfo, FrameTable, Level, MmError, NON_COHERENT_BIT, PageType, TYPE_COUNT_ONE,
-    VALIDATED_BIT, decode, owned,
+    VALIDATED_BIT, decode,
 };
 use crate::domain::{DomainCtx, TypeChange};
 use crate::mem::{Mfn, PhysMem};
@@ -374,35 +374,5 @@ impl FrameTable<'_> {
             .state
             .fetch_sub(TYPE_COUNT_ONE | also, Ordering::Release);
         debug_assert!(decode(before).is_ok_and(|b| b.type_count() == 1 && before & also == also));
-    }
-
-    /// `get_page(mfn, ctx.domid())` then `get_page_type`; on failure nothing is held.
-    pub fn get_page_and_type<M, C>(
-        &self,
-        mem: &M,
-        ctx: &C,
-        mfn: Mfn,
-        want: PageType,
-    ) -> Result<(), MmError>
-    where
-        M: PhysMem + ?Sized,
-        C: DomainCtx + ?Sized,
-    {
-        self.get_page(mfn, ctx.domid())?;
-        if let Err(e) = self.get_page_type(mem, ctx, mfn, want) {
-            owned(self.put_page(mfn));
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Drop a type reference and its general reference.
-    pub fn put_page_and_type<M: PhysMem + ?Sized>(
-        &self,
-        mem: &M,
-        mfn: Mfn,
-    ) -> Result<super::Released, MmError> {
-        self.put_page_type(mem, mfn)?;
-        self.put_page(mfn)
     }
 }

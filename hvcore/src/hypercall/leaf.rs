@@ -85,6 +85,7 @@ fn io_caps<E: HcEnv + ?Sized>(env: &E, table_owner: &E::Dom, fd: DomId) -> bool 
 
 /// Write `val` into entry `index` of L1 table `table` (owned by `table_owner`) on behalf of FD
 /// `fd`. The caller has checked that the caller may act on FD and PFD.
+#[inline(always)]
 pub(crate) fn update<E: HcEnv + ?Sized>(
     env: &E,
     table_owner: &E::Dom,

@@ -9,8 +9,10 @@
 //! (`-EPERM`), and the request itself:
 //!
 //! * normal / preserve-AD / no-translate: the frame `ptr >> 12` must be a RAM frame of PFD
-//!   (`-EINVAL`), held by a general reference for the request. A validated L1 → `mod_entry` with
-//!   Xen's FD rules (`leaf`); a validated L2–L4 → FD must be PFD (XSA-109) and
+//!   (`-EINVAL`), held by a general reference for the request (or, when a snapshot of its state
+//!   shows a validated table of PFD, by `mod_entry`'s own hold alone: the common case, which
+//!   falls back to the held path whenever that could decide otherwise). A validated L1 →
+//!   `mod_entry` with Xen's FD rules (`leaf`); a validated L2–L4 → FD must be PFD (XSA-109) and
 //!   `mod_entry_deferred`, remembering that a flush is needed (an old child losing its last type
 //!   reference is de-validated through the vCPU's deferred slot, `deferred`, spec §3.6); anything
 //!   else → a raw 8-byte write under a transient writable type reference, which fails (`-EINVAL`)
@@ -33,7 +35,7 @@ use super::error::{HcError, Invalid};
 use super::{HcResult, deferred, leaf, tlb};
 use crate::domain::DomId;
 use crate::flush::{FlushKind, FlushToken};
-use crate::frame::{Level, MmError, PageType, owned};
+use crate::frame::{FrameState, Level, MmError, PageType, owned};
 use crate::mem::{Mfn, PhysMem};
 
 /// How often one request looks at its frame's type before giving up with `-EINVAL`.
@@ -101,6 +103,7 @@ struct Batch {
 }
 
 impl Batch {
+    #[inline(always)]
     fn apply<E: HcEnv + ?Sized>(&mut self, env: &mut E, req: MmuUpdate) -> Result<(), HcError> {
         let req = req.decode().map_err(|_| HcError::UnknownCommand)?;
         match req.cmd {
@@ -120,6 +123,7 @@ impl Batch {
     }
 
     /// MMU_MACHPHYS_UPDATE (spec §3.4).
+    #[inline(never)]
     fn machphys<E: HcEnv + ?Sized>(&self, env: &E, req: MmuRequest) -> Result<(), HcError> {
         if self.pfd != env.caller() {
             return Err(HcError::NotPermitted);
@@ -136,6 +140,7 @@ impl Batch {
     }
 
     /// The page-table commands (spec §3.3).
+    #[inline(always)]
     fn pt_update<E: HcEnv + ?Sized>(
         &mut self,
         env: &mut E,
@@ -148,19 +153,58 @@ impl Batch {
         if mfn.index().is_none_or(|i| i >= mem.frames()) || index >= mem.entries_per_frame() {
             return Err(Invalid::BadFrame.into());
         }
+        let attempts = match self.update_unheld(env, mfn, index, req.val, preserve_ad) {
+            Unheld::Done(r) => return r.map(|begun| defer(env, begun)),
+            Unheld::NotTried => ATTEMPTS,
+            Unheld::Tried => ATTEMPTS - 1,
+        };
         env.frames().get_page(mfn, self.pfd)?;
-        let r = self.update_held(env, mfn, index, req.val, preserve_ad);
+        let r = self.update_held(env, mfn, index, req.val, preserve_ad, attempts);
         owned(env.frames().put_page(mfn));
-        let begun = r?;
-        if let Some(table) = begun {
-            // Spec §3.6: the old subtree is the vCPU's to de-validate; the batch stops here.
-            deferred::defer(env, table);
-        }
-        Ok(())
+        r.map(|begun| defer(env, begun))
     }
 
-    /// `pt_update` with a general reference held on `mfn`; returns the old child whose
-    /// de-validation was begun, if any.
+    /// The common case, without a reference of our own: if a snapshot of `mfn`'s state says it
+    /// is a validated table of PFD whose general count can grow (so that `pt_update`'s
+    /// `get_page` would succeed), update it straight away — `mod_entry`'s own hold checks the
+    /// same atomically, and nothing before that hold has an effect. If the update was refused
+    /// for a reason the held path could decide otherwise (the table is no longer validated,
+    /// PFD's or below the general cap), the held path runs with one look at the type fewer and
+    /// gives the canonical result.
+    #[inline(always)]
+    fn update_unheld<E: HcEnv + ?Sized>(
+        &mut self,
+        env: &E,
+        mfn: Mfn,
+        index: usize,
+        val: u64,
+        preserve_ad: bool,
+    ) -> Unheld {
+        let Ok(s) = env.frames().state(mfn) else {
+            return Unheld::NotTried;
+        };
+        let pfds = s.allocated() && s.owner() == self.pfd && s.inc_general().is_ok();
+        let (Some(level), true) = (validated_level(s), pfds) else {
+            return Unheld::NotTried;
+        };
+        let Some(owner) = env.domain(self.pfd) else {
+            return Unheld::NotTried;
+        };
+        match self.update_table(env, owner, mfn, level, index, val, preserve_ad) {
+            Err(HcError::Mm(
+                MmError::NotValidated
+                | MmError::NotAllocated
+                | MmError::WrongOwner
+                | MmError::CountOverflow
+                | MmError::CorruptState,
+            )) => Unheld::Tried,
+            r => Unheld::Done(r),
+        }
+    }
+
+    /// `pt_update` with a general reference held on `mfn`, looking at its type at most
+    /// `attempts` times; returns the old child whose de-validation was begun, if any.
+    #[inline(never)]
     fn update_held<E: HcEnv + ?Sized>(
         &mut self,
         env: &E,
@@ -168,36 +212,80 @@ impl Batch {
         index: usize,
         val: u64,
         preserve_ad: bool,
+        attempts: usize,
     ) -> Result<Option<Mfn>, HcError> {
-        let ft = env.frames();
-        let mem = env.mem();
         let owner = env.domain(self.pfd).ok_or(HcError::NoSuchDomain)?;
-        for _ in 0..ATTEMPTS {
-            let s = ft.state(mfn)?;
-            let level = match s.ty().level() {
-                Some(level) if s.type_count() > 0 && s.validated() => level,
-                _ => return raw_write(env, owner, mfn, index, val).map(|()| None),
+        for _ in 0..attempts {
+            let Some(level) = validated_level(env.frames().state(mfn)?) else {
+                return raw_write(env, owner, mfn, index, val).map(|()| None);
             };
-            let r = if level == Level::L1 {
-                leaf::update(env, owner, self.fd, mfn, index, val, preserve_ad)
-            } else if self.fd != self.pfd {
-                return Err(Invalid::ForeignUpperEntry.into());
-            } else {
-                ft.mod_entry_deferred(mem, owner, mfn, level, index, val, preserve_ad)
-                    .map_err(HcError::Mm)
-            };
-            match r {
-                Ok(update) => {
-                    self.flush |= update.needs_flush();
-                    return Ok(update.devalidating);
-                }
+            match self.update_table(env, owner, mfn, level, index, val, preserve_ad) {
                 // The table stopped being a validated table of that level meanwhile.
                 Err(HcError::Mm(MmError::NotValidated)) => continue,
-                Err(e) => return Err(e),
+                r => return r,
             }
         }
         Err(Invalid::NotUpdatable.into())
     }
+
+    /// An entry of `mfn`, a validated table of level `level` owned by `owner` (PFD); returns
+    /// the old child whose de-validation was begun, if any. `NotValidated` if it stopped
+    /// being one.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn update_table<E: HcEnv + ?Sized>(
+        &mut self,
+        env: &E,
+        owner: &E::Dom,
+        mfn: Mfn,
+        level: Level,
+        index: usize,
+        val: u64,
+        preserve_ad: bool,
+    ) -> Result<Option<Mfn>, HcError> {
+        let update = if level == Level::L1 {
+            leaf::update(env, owner, self.fd, mfn, index, val, preserve_ad)?
+        } else if self.fd != self.pfd {
+            return Err(Invalid::ForeignUpperEntry.into());
+        } else {
+            env.frames().mod_entry_deferred(
+                env.mem(),
+                owner,
+                mfn,
+                level,
+                index,
+                val,
+                preserve_ad,
+            )?
+        };
+        self.flush |= update.needs_flush();
+        Ok(update.devalidating)
+    }
+}
+
+/// What `Batch::update_unheld` did.
+enum Unheld {
+    /// The update ran to this result.
+    Done(Result<Option<Mfn>, HcError>),
+    /// The snapshot did not show a validated table of PFD: nothing was tried.
+    NotTried,
+    /// It did, but the update was refused for a reason the held path must look at again.
+    Tried,
+}
+
+/// Spec §3.6: the old subtree `begun`, if any, is the vCPU's to de-validate; the batch stops
+/// after this request.
+fn defer<E: HcEnv + ?Sized>(env: &mut E, begun: Option<Mfn>) {
+    if let Some(table) = begun {
+        deferred::defer(env, table);
+    }
+}
+
+/// The level of a validated table in use (`C > 0`), or `None` for anything else.
+fn validated_level(s: FrameState) -> Option<Level> {
+    s.ty()
+        .level()
+        .filter(|_| s.type_count() > 0 && s.validated())
 }
 
 /// Write 8 bytes into a data frame under a transient writable type reference (spec §3.3: "so

@@ -18,4 +18,4 @@ mod update;
 pub(crate) mod validate;
 
 pub use flags::*;
-pub use update::EntryUpdate;
+pub use update::{CmpxchgError, EntryUpdate};

@@ -35,6 +35,7 @@ pub(crate) enum Origin {
 
 /// Take the references present entry `e` of table `table` (level `level`) needs. Returns the
 /// value to store: `e`, except that an MMIO leaf has its memory type forced uncacheable.
+#[inline]
 pub(crate) fn take<M, C>(
     ft: &FrameTable<'_>,
     mem: &M,
@@ -49,6 +50,11 @@ where
     C: DomainCtx + ?Sized,
 {
     debug_assert!(present(e));
+    // L1 first, as a plain branch: the common case, which a `match` on the level would reach
+    // through a jump table.
+    if level == Level::L1 {
+        return take_leaf(ft, mem, ctx, e, origin);
+    }
     match level.lower() {
         None => take_leaf(ft, mem, ctx, e, origin),
         Some(lower) => take_upper(ft, mem, ctx, table, level, lower, e).map(|()| e),
@@ -56,6 +62,7 @@ where
 }
 
 /// L1 leaf rules (spec §2.4); returns the value to store.
+#[inline(always)]
 fn take_leaf<M, C>(
     ft: &FrameTable<'_>,
     mem: &M,
@@ -83,12 +90,18 @@ where
     }
     let dom = ctx.domid();
     let foreign_ok = |owner| origin == Origin::Update && ctx.may_map_foreign(owner);
-    ft.get_page_if(target, |owner| owner == dom || foreign_ok(owner))
-        .map_err(|err| match err {
+    let allow = |owner| owner == dom || foreign_ok(owner);
+    // An RW leaf on a frame that is already a validated writable one: both references in one
+    // CAS (`frame::pair`); otherwise the two steps below.
+    let both = e & PTE_RW != 0 && ft.try_get_page_if_and_writable(target, allow);
+    if !both {
+        ft.get_page_if(target, allow).map_err(|err| match err {
             MmError::CountOverflow => err,
             _ => MmError::FrameBusy,
         })?;
+    }
     if e & PTE_RW != 0
+        && !both
         && let Err(err) = ft.get_page_type(mem, ctx, target, PageType::Writable)
     {
         owned(ft.put_page(target));
@@ -229,6 +242,7 @@ pub(crate) fn drop<M: PhysMem + ?Sized>(
 /// [`drop`]; with `defer`, a last type reference on an L2–L4 target begins its partial
 /// de-validation instead of de-validating it (the linear counters are adjusted first, so a
 /// partial target holds no linear use).
+#[inline(always)]
 pub(crate) fn drop_entry<M: PhysMem + ?Sized>(
     ft: &FrameTable<'_>,
     mem: &M,
@@ -246,7 +260,8 @@ pub(crate) fn drop_entry<M: PhysMem + ?Sized>(
     }
     if level == Level::L1 {
         if e & PTE_RW != 0 {
-            owned(ft.put_page_type(mem, target));
+            owned(ft.put_page_and_type(mem, target));
+            return Dropped::Released(target);
         }
     } else {
         // We hold a type reference on `target`, so its type is stable: same level = linear.

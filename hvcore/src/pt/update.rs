@@ -19,6 +19,11 @@
 //! same frame never lets its counts touch 0. Each retry means another CAS on this entry
 //! succeeded, so the loop is lock-free. Orderings are those of `PhysMem::cas_entry` (AcqRel) and
 //! the frame table; there are no atomics in this file.
+//!
+//! `cmpxchg_entry` is the same protocol with an expected value (the emulated `cmpxchg` and
+//! sub-word stores of writable page tables, `crate::ptwr`): at step 2, and after every lost CAS,
+//! an entry holding anything else ends the update with [`CmpxchgError::Stale`] and the value
+//! found, having dropped whatever step 3 took.
 
 use super::flags::{PTE_A, PTE_D, adjust, check_flags, is_fast_path, is_xen_l4_slot, present};
 use super::refs::{self, Dropped, Origin};
@@ -51,6 +56,27 @@ pub struct EntryUpdate {
     pub devalidating: Option<Mfn>,
 }
 
+/// Why [`FrameTable::cmpxchg_entry`] stored nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpxchgError {
+    /// The entry held this value, not the one expected.
+    Stale(u64),
+    /// The new value (or the table) was refused, as by [`FrameTable::mod_entry`].
+    Refused(MmError),
+}
+
+impl From<MmError> for CmpxchgError {
+    fn from(e: MmError) -> Self {
+        Self::Refused(e)
+    }
+}
+
+/// The value an update expects to replace, and how it reports finding another.
+struct Expect<E> {
+    value: u64,
+    stale: fn(u64) -> E,
+}
+
 impl EntryUpdate {
     /// An L2–L4 entry was written: the hypervisor must flush the owner's dirty CPUs before the
     /// hypercall returns (spec §5.3, XSA-286). L1 changes are the guest's to flush.
@@ -78,7 +104,41 @@ impl FrameTable<'_> {
         M: PhysMem + ?Sized,
         C: DomainCtx + ?Sized,
     {
-        self.mod_entry_with(mem, ctx, table, level, index, new, preserve_ad, false)
+        self.mod_entry_with(mem, ctx, table, level, index, new, preserve_ad, false, None)
+    }
+
+    /// [`Self::mod_entry`] (without preserving A/D) only if the entry holds `expected`: else
+    /// [`CmpxchgError::Stale`] with the value it holds, and nothing changed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cmpxchg_entry<M, C>(
+        &self,
+        mem: &M,
+        ctx: &C,
+        table: Mfn,
+        level: Level,
+        index: usize,
+        expected: u64,
+        new: u64,
+    ) -> Result<EntryUpdate, CmpxchgError>
+    where
+        M: PhysMem + ?Sized,
+        C: DomainCtx + ?Sized,
+    {
+        let expect = Expect {
+            value: expected,
+            stale: CmpxchgError::Stale,
+        };
+        self.mod_entry_with(
+            mem,
+            ctx,
+            table,
+            level,
+            index,
+            new,
+            false,
+            false,
+            Some(expect),
+        )
     }
 
     /// [`Self::mod_entry`], except that an old L2–L4 entry holding its target's last type
@@ -99,12 +159,13 @@ impl FrameTable<'_> {
         M: PhysMem + ?Sized,
         C: DomainCtx + ?Sized,
     {
-        self.mod_entry_with(mem, ctx, table, level, index, new, preserve_ad, true)
+        self.mod_entry_with(mem, ctx, table, level, index, new, preserve_ad, true, None)
     }
 
-    /// [`Self::mod_entry`], deferring the old target's de-validation if `defer`.
+    /// [`Self::mod_entry`], deferring the old target's de-validation if `defer`, and only over
+    /// the value `expect`ed if one is.
     #[allow(clippy::too_many_arguments)]
-    fn mod_entry_with<M, C>(
+    fn mod_entry_with<M, C, E>(
         &self,
         mem: &M,
         ctx: &C,
@@ -114,32 +175,38 @@ impl FrameTable<'_> {
         new: u64,
         preserve_ad: bool,
         defer: bool,
-    ) -> Result<EntryUpdate, MmError>
+        expect: Option<Expect<E>>,
+    ) -> Result<EntryUpdate, E>
     where
         M: PhysMem + ?Sized,
         C: DomainCtx + ?Sized,
+        E: From<MmError>,
     {
         if table.index().is_none_or(|i| i >= mem.frames()) {
-            return Err(MmError::BadMfn);
+            return Err(MmError::BadMfn.into());
         }
         if index >= mem.entries_per_frame() {
-            return Err(MmError::BadIndex);
+            return Err(MmError::BadIndex.into());
         }
         if level == Level::L4 && is_xen_l4_slot(index) {
-            return Err(MmError::XenSlot);
+            return Err(MmError::XenSlot.into());
         }
         check_flags(level, new, ctx.has_io_caps())?;
         let new = adjust(level, new);
 
-        self.get_page(table, ctx.domid())?;
-        if let Err(err) = self.try_get_validated_type(table, level.page_type()) {
-            owned(self.put_page(table));
-            return Err(match err {
-                MmError::CountOverflow => err,
-                _ => MmError::NotValidated,
-            });
-        }
-        let r = self.mod_entry_held(mem, ctx, table, level, index, new, preserve_ad, defer);
+        // Step 1, both references in one CAS (`frame::pair`).
+        self.hold_validated(table, ctx.domid(), level.page_type())?;
+        let r = self.mod_entry_held(
+            mem,
+            ctx,
+            table,
+            level,
+            index,
+            new,
+            preserve_ad,
+            defer,
+            expect,
+        );
         // This may be the table's last type reference (it was unpinned meanwhile): the put
         // then de-validates it like any other last drop.
         owned(self.put_page_and_type(mem, table));
@@ -148,7 +215,7 @@ impl FrameTable<'_> {
 
     /// Steps 2–5, with the table held.
     #[allow(clippy::too_many_arguments)]
-    fn mod_entry_held<M, C>(
+    fn mod_entry_held<M, C, E>(
         &self,
         mem: &M,
         ctx: &C,
@@ -158,13 +225,18 @@ impl FrameTable<'_> {
         new: u64,
         preserve_ad: bool,
         defer: bool,
-    ) -> Result<EntryUpdate, MmError>
+        expect: Option<Expect<E>>,
+    ) -> Result<EntryUpdate, E>
     where
         M: PhysMem + ?Sized,
         C: DomainCtx + ?Sized,
+        E: From<MmError>,
     {
         let mut old = mem.read_entry(table, index);
         loop {
+            if let Some(e) = expect.as_ref().filter(|e| e.value != old) {
+                return Err((e.stale)(old));
+            }
             let val = if preserve_ad {
                 new | (old & (PTE_A | PTE_D))
             } else {
