@@ -12,6 +12,7 @@
 
 mod loom;
 mod perf;
+mod perf_callgrind;
 mod perf_guest;
 mod perf_guest_out;
 mod perf_guest_report;
