@@ -61,8 +61,8 @@ pub enum FindError {
 /// the early direct map in place.
 pub unsafe fn find_madt() -> Result<(&'static [u8], u64), FindError> {
     // SAFETY: BIOS platform (caller's contract); the handler only hands out direct-map aliases.
-    let tables =
-        unsafe { AcpiTables::search_for_rsdp_bios(DirectMapHandler) }.map_err(FindError::Acpi)?;
+    let found = unsafe { AcpiTables::search_for_rsdp_bios(DirectMapHandler) };
+    let tables = found.map_err(FindError::Acpi)?;
     let madt = tables.find_table::<Madt>().map_err(FindError::Acpi)?;
     let len = madt.region_length();
     let pa = madt.physical_start() as u64;
@@ -75,8 +75,6 @@ pub unsafe fn find_madt() -> Result<(&'static [u8], u64), FindError> {
     }
     // SAFETY: the crate validated (signature, checksum) `len` bytes at this direct-map address,
     // which the handler checked lies inside the direct map; firmware tables are never written.
-    Ok((
-        unsafe { core::slice::from_raw_parts(va as *const u8, len) },
-        pa,
-    ))
+    let bytes = unsafe { core::slice::from_raw_parts(va as *const u8, len) };
+    Ok((bytes, pa))
 }

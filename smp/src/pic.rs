@@ -26,9 +26,9 @@ pub const VECTOR_BASE: u8 = 0x20;
 /// 0x20/0x21/0xA0/0xA1 must be the PC's 8259 pair (or absent, when writes are ignored).
 pub unsafe fn disable() {
     let steps: [(u16, u8); 10] = [
-        (MASTER_CMD, 0x11),  // ICW1: edge triggered, cascade, ICW4 follows
+        (MASTER_CMD, 0x11), // ICW1: edge triggered, cascade, ICW4 follows
         (SLAVE_CMD, 0x11),
-        (MASTER_DATA, VECTOR_BASE),     // ICW2: vector base
+        (MASTER_DATA, VECTOR_BASE), // ICW2: vector base
         (SLAVE_DATA, VECTOR_BASE + 8),
         (MASTER_DATA, 0x04), // ICW3: slave on line 2
         (SLAVE_DATA, 0x02),  // ICW3: cascade identity 2

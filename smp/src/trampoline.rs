@@ -109,8 +109,8 @@ impl Trampoline {
         // it, checked above), disjoint from the image it is copied from.
         unsafe { core::ptr::copy_nonoverlapping(start as *const u8, dst as *mut u8, len as usize) };
         // SAFETY: EFER exists on every x86-64 CPU.
-        let efer =
-            unsafe { crate::x86::rdmsr(crate::x86::MSR_EFER) } & (EFER_SCE | EFER_NXE) | EFER_LME;
+        let bsp_efer = unsafe { crate::x86::rdmsr(crate::x86::MSR_EFER) };
+        let efer = bsp_efer & (EFER_SCE | EFER_NXE) | EFER_LME;
         let data = (dst + data_off) as *mut Data;
         let value = Data {
             cr3: tables_phys,

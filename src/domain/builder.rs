@@ -255,8 +255,8 @@ fn shared_info(
         return Err(BuildError::PageTables(e));
     }
     // SAFETY: the frame was just allocated; only the hypervisor writes it until the domain runs.
-    let page =
-        unsafe { frame_bytes(mfn) }.ok_or(BuildError::Internal("frame outside the direct map"))?;
+    let page = unsafe { frame_bytes(mfn) };
+    let page = page.ok_or(BuildError::Internal("frame outside the direct map"))?;
     page.fill(0);
     SharedInfo::initial()
         .write_to(page)

@@ -242,7 +242,9 @@ pub fn run_all(info: &BootInfo, options: &Options, mem: &mut BootMemory) -> ! {
         }
         sched::run_bsp();
         for entry in &mut running {
-            if entry.as_ref().is_some_and(|d| d.shutdown_reason().is_some())
+            if entry
+                .as_ref()
+                .is_some_and(|d| d.shutdown_reason().is_some())
                 && let Some(dom) = entry.take()
             {
                 sched::retire(&dom);
