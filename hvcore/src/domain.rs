@@ -64,6 +64,14 @@ pub trait DomainCtx {
         self.is_privileged()
     }
 
+    /// May an L1 entry written by an update (not found by validation) map a RAM frame owned by
+    /// `owner`? The default: this domain's frames, and others by [`Self::may_map_foreign`]. A
+    /// context that writes on behalf of another domain (Xen's FD ≠ PFD) overrides it; the
+    /// frame table asks it inside the compare-and-swap that takes the reference.
+    fn may_map(&self, owner: DomId) -> bool {
+        owner == self.domid() || self.may_map_foreign(owner)
+    }
+
     /// The hypervisor's value for L4 slot `slot` (256..=271) of the L4 table `l4`: slot 256 is
     /// the read-only M2P, slot 258 a self-map of `l4`. Installed when `l4` is validated.
     fn xen_l4_slot(&self, l4: Mfn, slot: usize) -> u64;

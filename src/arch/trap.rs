@@ -166,10 +166,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         let cr2 = if frame.vector == 14 { read_cr2() } else { 0 };
         crate::pv::guest_exit(frame, cr2, crate::pv::regs::EXIT_EXCEPTION);
     }
-    let name = NAMES
-        .get(frame.vector as usize)
-        .copied()
-        .unwrap_or("unknown vector");
+    let name = exception_name(frame.vector);
     crate::console::raw(format_args!(
         "\n*** argon: FATAL EXCEPTION {} (vector {}) in the hypervisor ***\n{}\n",
         name, frame.vector, frame

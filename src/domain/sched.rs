@@ -3,7 +3,7 @@
 //! which runs its vCPUs.
 //!
 //! Design (deliberately simple):
-//! - One [`RunQueue`] per CPU holds runnable vCPUs (entries `generation << 8 | vcpu`). A CPU
+//! - One [`RunQueue`] per CPU holds runnable vCPUs (entries: see "Domains" below). A CPU
 //!   pops its own queue first and then steals from the others in ring order, so vCPUs migrate
 //!   freely and a domain may have more vCPUs than there are CPUs. A vCPU that yields or blocks
 //!   looks at the other queues first, so a spinning vCPU gives way to a waiting one anywhere.

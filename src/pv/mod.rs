@@ -141,7 +141,7 @@ pub unsafe fn cpu_init() {
 /// KERNEL_GS_BASE while the hypervisor runs).
 pub fn load_segment_bases(fs: u64, gs: u64) {
     for (msr, value) in [(MSR_FS_BASE, fs), (MSR_KERNEL_GS_BASE, gs)] {
-        if !regs::canonical(value) {
+        if !hvcore::hypercall::is_canonical(value) {
             continue;
         }
         // SAFETY: a canonical base (checked) in an MSR every x86-64 CPU has; the hypervisor

@@ -10,6 +10,8 @@
 
 use core::fmt;
 
+use hvcore::hypercall::is_canonical;
+
 use crate::arch::gdt::{FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_DS};
 
 /// The guest executed `syscall` in 64-bit mode.
@@ -60,12 +62,6 @@ pub struct GuestRegs {
     pub cr2: u64,
 }
 
-/// An address the CPU accepts as an instruction pointer (bits 63..47 all equal).
-pub const fn canonical(va: u64) -> bool {
-    let top = va >> 47;
-    top == 0 || top == 0x1_FFFF
-}
-
 /// Why a frame cannot be returned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadFrame {
@@ -102,7 +98,7 @@ impl GuestRegs {
         // iretq checks RIP against the code segment before it leaves ring 0: a 32-bit segment's
         // limit is 4 GiB, a 64-bit one needs a canonical address.
         let compat = self.cs == u64::from(FLAT_RING3_CS32);
-        if !canonical(self.rip) || (compat && self.rip > u64::from(u32::MAX)) {
+        if !is_canonical(self.rip) || (compat && self.rip > u64::from(u32::MAX)) {
             return Err(BadFrame::BadRip);
         }
         Ok(())

@@ -24,7 +24,9 @@ use abi::segbase::{SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER};
 use abi::{Errno, TrapInfo};
 
 use super::hypercall::{Call, HcResult, Outcome};
-use super::regs::{RFLAGS_TF, canonical};
+use hvcore::hypercall::is_canonical as canonical;
+
+use super::regs::RFLAGS_TF;
 use crate::arch::gdt::{FLAT_RING3_CS64, FLAT_RING3_DS};
 use crate::arch::trap::exception_name;
 use crate::domain::Hv;

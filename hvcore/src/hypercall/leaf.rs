@@ -1,14 +1,15 @@
 //! L1 entry updates on behalf of a foreign domain (FD): Xen's `pg_owner` rules of spec §2.4
 //! step 3, applied around the core's `mod_entry`.
 //!
-//! The core decides "may this L1 entry map a frame of owner X" as `X == table owner ||
-//! ctx.may_map_foreign(X)`. Xen's rule, with PFD the table owner and FD the `pg_owner` of the
-//! request, is: a frame owned by FD may be mapped; a frame of any other owner only if FD ≠ PFD
-//! and FD is privileged over that owner (XSM `priv_mapping`). [`LeafCtx`] is the PFD context with
-//! `may_map_foreign` replaced by that rule. The one case the core allows and Xen does not — a
-//! frame of PFD itself while FD ≠ PFD and FD is not privileged over PFD (e.g. FD = `DOMID_IO`
-//! mapping the caller's own RAM, spec case 20) — is refused before `mod_entry` is called, unless
-//! the update would take the fast path (which takes no references, in Xen as here).
+//! The core asks the context "may this updated L1 entry map a frame of owner X"
+//! (`DomainCtx::may_map`) inside the compare-and-swap that takes the frame's reference. Xen's
+//! rule, with PFD the table owner and FD the `pg_owner` of the request, is: a frame owned by FD
+//! may be mapped; a frame of any other owner only if FD ≠ PFD and FD is privileged over that
+//! owner (XSM `priv_mapping`). [`LeafCtx`] is the PFD context with `may_map` (and
+//! `may_map_foreign`) replaced by that rule, so a frame of PFD itself is refused while FD ≠ PFD
+//! and FD is not privileged over PFD (e.g. FD = `DOMID_IO` mapping the caller's own RAM, spec
+//! case 20: `-EBUSY`), unless the update takes the fast path, which takes no references (in
+//! Xen as here).
 //!
 //! I/O frames: Xen asks FD for `iomem` permission and, when FD ≠ PFD, PFD too; `DOMID_IO` as FD
 //! means "the caller's permission". The core asks `has_io_caps` of the context, which also gates
@@ -20,9 +21,9 @@ use abi::domid::DOMID_IO;
 use super::env::HcEnv;
 use super::error::HcError;
 use crate::domain::{DomId, DomainCtx, TypeChange};
-use crate::frame::{Level, MmError};
-use crate::mem::{Mfn, PhysMem};
-use crate::pt::{EntryUpdate, adjust, check_flags, frame_of, is_fast_path, present};
+use crate::frame::Level;
+use crate::mem::Mfn;
+use crate::pt::EntryUpdate;
 
 /// Xen's rule: may an L1 entry of PFD's table, written on behalf of FD, map a frame of `owner`?
 fn owner_allowed<E: HcEnv + ?Sized>(env: &E, pfd: DomId, fd: DomId, owner: DomId) -> bool {
@@ -51,6 +52,9 @@ impl<E: HcEnv + ?Sized> DomainCtx for LeafCtx<'_, E> {
         self.table_owner.linear_pt_enabled()
     }
     fn may_map_foreign(&self, owner: DomId) -> bool {
+        owner_allowed(self.env, self.table_owner.domid(), self.fd, owner)
+    }
+    fn may_map(&self, owner: DomId) -> bool {
         owner_allowed(self.env, self.table_owner.domid(), self.fd, owner)
     }
     fn xen_l4_slot(&self, l4: Mfn, slot: usize) -> u64 {
@@ -97,26 +101,7 @@ pub(crate) fn update<E: HcEnv + ?Sized>(
 ) -> Result<EntryUpdate, HcError> {
     let ft = env.frames();
     let mem = env.mem();
-    let pfd = table_owner.domid();
     let io_caps = io_caps(env, table_owner, fd);
-    if present(val) && !owner_allowed(env, pfd, fd, pfd) {
-        check_flags(Level::L1, val, io_caps)?;
-        let target = Mfn(frame_of(val));
-        let table_ok = ft
-            .state(table)
-            .is_ok_and(|s| s.ty() == Level::L1.page_type() && s.validated() && s.owner() == pfd);
-        let target_is_pfds = ft
-            .state(target)
-            .is_ok_and(|s| s.general() > 0 && s.owner() == pfd);
-        let in_range =
-            table.index().is_some_and(|i| i < mem.frames()) && index < mem.entries_per_frame();
-        if table_ok && target_is_pfds && in_range {
-            let old = mem.read_entry(table, index);
-            if !is_fast_path(old, adjust(Level::L1, val)) {
-                return Err(MmError::FrameBusy.into());
-            }
-        }
-    }
     let ctx = LeafCtx {
         env,
         table_owner,

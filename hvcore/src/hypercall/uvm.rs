@@ -15,7 +15,7 @@
 
 use abi::uvmf::{UvmfFlags, UvmfFlush, UvmfTarget};
 
-use super::decode::{pg_owner, vcpus_to_cpus};
+use super::decode::{permitted, pg_owner, vcpus_to_cpus};
 use super::env::{Base, HcEnv, guest_addr_ok};
 use super::error::{HcError, Invalid};
 use super::{HcResult, leaf, tlb};
@@ -61,8 +61,8 @@ fn update<E: HcEnv + ?Sized>(
     fd: DomId,
 ) -> Result<(), HcError> {
     let caller = env.caller();
-    if present(val) && fd != caller && !env.is_privileged_over(caller, fd) {
-        return Err(HcError::NotPermitted);
+    if present(val) {
+        permitted(env, fd)?;
     }
     let (table, index) = locate_l1e(env, va)?;
     let owner = env.domain(caller).ok_or(HcError::NoSuchDomain)?;

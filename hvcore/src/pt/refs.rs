@@ -89,8 +89,10 @@ where
         };
     }
     let dom = ctx.domid();
-    let foreign_ok = |owner| origin == Origin::Update && ctx.may_map_foreign(owner);
-    let allow = |owner| owner == dom || foreign_ok(owner);
+    let allow = |owner| match origin {
+        Origin::Update => ctx.may_map(owner),
+        _ => owner == dom,
+    };
     // An RW leaf on a frame that is already a validated writable one: both references in one
     // CAS (`frame::pair`); otherwise the two steps below.
     let both = e & PTE_RW != 0 && ft.try_get_page_if_and_writable(target, allow);

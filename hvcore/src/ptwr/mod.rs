@@ -171,8 +171,8 @@ impl FrameTable<'_> {
             let update = self.mod_entry(mem, ctx, table, Level::L1, index, v, false)?;
             return Ok(Emulated::Stored(update));
         }
+        let mut cur = mem.read_entry(table, index);
         loop {
-            let cur = mem.read_entry(table, index);
             let new = match op {
                 Op::Store(v) => merge(cur, v),
                 Op::Cmpxchg { expected, new } => {
@@ -186,7 +186,7 @@ impl FrameTable<'_> {
             match self.cmpxchg_entry(mem, ctx, table, Level::L1, index, cur, new) {
                 Ok(update) => return Ok(Emulated::Stored(update)),
                 // Another update got in first: merge with (or compare against) its value.
-                Err(CmpxchgError::Stale(_)) => {}
+                Err(CmpxchgError::Stale(seen)) => cur = seen,
                 Err(CmpxchgError::Refused(e)) => return Err(e.into()),
             }
         }
